@@ -1,0 +1,5 @@
+import sys
+
+from fsq_audio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Release directories: `config.json` + `model.safetensors` (+ SHA256SUMS). Never pickle.
+
+config.json keys:
+    format_version (int)   layout version of this directory (FORMAT_VERSION)
+    package_version (str)  fsq_audio version that wrote it
+    kind (str)             "codec"
+    config (dict)          CodecConfig fields
+Weights are the inference form (weight norm folded), loaded with strict key/shape checks.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from fsq_audio import __version__
+from fsq_audio.config import CodecConfig, from_dict, to_dict
+from fsq_audio.errors import ConfigError, ModelError
+from fsq_audio.fileio import atomic_write_bytes, atomic_write_text
+
+FORMAT_VERSION = 1
+DEFAULT_MODEL = "fsq-speech-16k"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
+
+
+def model_search_path() -> list[Path]:
+    """Folders searched for a model given by name: $FSQ_AUDIO_MODELS, then the repo's pretrained/."""
+    paths = [Path(p) for p in os.environ.get("FSQ_AUDIO_MODELS", "").split(os.pathsep) if p]
+    paths.append(Path(__file__).resolve().parents[1] / "pretrained")
+    return paths
+
+
+def resolve_model(name_or_dir: str | os.PathLike | None) -> Path:
+    """The release directory for a path or a model name (None: the default shipped model)."""
+    name = str(name_or_dir) if name_or_dir is not None else os.environ.get("FSQ_AUDIO_MODEL", DEFAULT_MODEL)
+    if Path(name).is_dir():
+        return Path(name)
+    for root in model_search_path():
+        if (root / name / "config.json").is_file():
+            return root / name
+    if name_or_dir is None:
+        raise ModelError(f"default model '{name}' is not installed; pass --model DIR")
+    raise ModelError(f"model '{name}' not found (not a directory, nor in {', '.join(map(str, model_search_path()))})")
+
+
+def inference_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """State dict with weight norm folded (a copy if the model is parametrized)."""
+    from fsq_audio.nn.layers import remove_weight_norm
+
+    model = copy.deepcopy(model).cpu()
+    remove_weight_norm(model)
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+def _config_json(config: CodecConfig) -> dict:
+    return {"format_version": FORMAT_VERSION, "package_version": __version__, "kind": "codec",
+            "config": to_dict(config)}
+
+
+def _identity(config: CodecConfig, weights: bytes) -> str:
+    h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode())
+    h.update(weights)
+    return f"{config.name}-{h.hexdigest()[:12]}"
+
+
+def _weights_bytes(model: torch.nn.Module) -> bytes:
+    return save(inference_state_dict(model), metadata={"format": "pt"})
+
+
+def compute_model_id(model: torch.nn.Module) -> str:
+    """'<name>-<sha256(config, weights)[:12]>' of an in-memory model (what save would record)."""
+    return _identity(model.config, _weights_bytes(model))
+
+
+def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
+    """Write the inference release of a codec: config.json, model.safetensors, SHA256SUMS."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(directory / "model.safetensors", _weights_bytes(model))
+    atomic_write_text(directory / "config.json", json.dumps(_config_json(model.config), indent=2) + "\n")
+    sums = "".join(f"{hashlib.sha256((directory / f).read_bytes()).hexdigest()}  {f}\n"
+                   for f in ("config.json", "model.safetensors"))
+    atomic_write_text(directory / "SHA256SUMS", sums)
+    return directory
+
+
+def read_config(directory: str | os.PathLike) -> CodecConfig:
+    """Parse and validate a release's config.json (unknown keys are refused)."""
+    path = Path(directory) / "config.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{directory}: no config.json (not a model directory)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("kind", "codec") != "codec" or "config" not in meta:
+        raise ModelError(f"{path}: not a codec config (expected keys format_version, kind='codec', config)")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: format_version {meta.get('format_version')!r} not supported "
+                         f"(this fsq_audio reads {FORMAT_VERSION})")
+    try:
+        return from_dict(CodecConfig, meta["config"], "config")
+    except ConfigError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
+def load_pretrained(name_or_dir: str | os.PathLike | None, device: str | torch.device = "cpu"):
+    """Rebuild a Codec from a release directory: strict keys and shapes, inference-ready."""
+    from fsq_audio.models.codec import Codec
+
+    directory = resolve_model(name_or_dir)
+    weights_path = directory / "model.safetensors"
+    if not weights_path.is_file():
+        pickles = [p.name for p in directory.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        hint = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
+        raise ModelError(f"{directory}: no model.safetensors{hint}")
+    config = read_config(directory)
+    raw = weights_path.read_bytes()
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{weights_path}: not a valid safetensors file ({exc})") from None
+    model = Codec(config).prepare_for_inference()
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    bad_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or bad_shape:
+        detail = "; ".join(f"{n}: {', '.join(v[:3])}{'...' if len(v) > 3 else ''}" for n, v in
+                           (("missing", missing), ("unexpected", unexpected), ("shape mismatch", bad_shape)) if v)
+        raise ModelError(f"{weights_path}: weights do not match config.json ({detail})")
+    model.load_state_dict(state, strict=True)
+    model._model_id = _identity(config, raw)
+    return model.to(device)

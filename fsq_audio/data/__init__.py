@@ -1,0 +1,1 @@
+"""Data: manifests (JSON lines of audio files) and training datasets."""

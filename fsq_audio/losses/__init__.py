@@ -1,0 +1,1 @@
+"""Training losses: spectral reconstruction and adversarial."""

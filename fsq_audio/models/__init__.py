@@ -1,0 +1,1 @@
+"""Codec networks: encoder, decoders, the Codec model, and the training discriminators."""

@@ -1,0 +1,1 @@
+"""Codec training with Hugging Face accelerate (CPU, one GPU, many GPUs/nodes)."""
