@@ -158,9 +158,14 @@ def _loop(state: TrainState, train_dl, clips, ema: EMA | None, progress: dict, r
     dataset = train_dl.dataset
     with _StopFlag() as stop:
         while progress["step"] < cfg.max_steps and stop.signal is None:
-            dataset.set_epoch(progress["epoch"])
             dl = acc.skip_first_batches(train_dl, progress["batch_in_epoch"]) if progress["batch_in_epoch"] else train_dl
+            if hasattr(dl, "set_epoch"):  # accelerate's loaders pass their own epoch on to the dataset
+                dl.set_epoch(progress["epoch"])
+            dataset.set_epoch(progress["epoch"])
             for batch in dl:
+                # randomness inside a step (stage dropout) is a pure function of (seed, step, process),
+                # so a resumed run draws exactly what an uninterrupted one would
+                torch.manual_seed(hash((cfg.seed, progress["batch_in_epoch"], progress["epoch"], acc.process_index)))
                 out = train_step(state, batch, progress["step"])
                 progress["batch_in_epoch"] += 1
                 if not acc.sync_gradients:
