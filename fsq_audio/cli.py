@@ -51,6 +51,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
             if exc.name and module.startswith(exc.name):
+                p.description = f"{help_text} (not available in this version of fsq_audio)"
                 p.set_defaults(_missing=f"'{name}' is not available in this version of fsq_audio")
                 continue
             raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from fsq_audio.errors import FsqAudioError
 
 CHUNK = 1 << 20
 USER_AGENT = "fsq-audio-downloader/1"
+logger = logging.getLogger(__name__)
 
 
 class DownloadError(FsqAudioError):
@@ -33,6 +35,10 @@ class DownloadError(FsqAudioError):
 
 class _Interrupted(Exception):
     """The connection dropped mid-transfer; the .part file can be resumed."""
+
+
+class _Unreachable(DownloadError):
+    """The server cannot be reached (no route, refused, DNS, timeout)."""
 
 
 def md5sum(path: str | os.PathLike, chunk: int = CHUNK) -> str:
@@ -76,7 +82,7 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse | N
         raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise DownloadError(
+        raise _Unreachable(
             f"cannot download {url}: {reason} (no network connection, or a wrong mirror URL?)"
         ) from None
 
@@ -99,8 +105,11 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
         return
     with resp:
         if offset and resp.status != 206:  # server ignored the Range header: start over
+            logger.info("%s: the server ignores Range requests, downloading from the start", url)
             offset = 0
         total = _expected_total(resp, offset)
+        logger.info("downloading %s (%s bytes%s)", url, total if total is not None else "unknown",
+                    f", resuming at {offset}" if offset else "")
         bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=Path(url).name, disable=not progress or None, leave=False)
         with bar, open(part, "ab" if offset else "wb") as f:
@@ -111,9 +120,9 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool) -> None:
                     done += len(block)
                     bar.update(len(block))
             except (http.client.HTTPException, OSError) as exc:  # reset, timeout, IncompleteRead
-                raise _Interrupted(f"connection lost after {done} bytes ({exc})") from None
+                raise _Interrupted(f"cannot download {url}: connection lost after {done} bytes ({exc})") from None
     if total is not None and done < total:
-        raise _Interrupted(f"connection closed after {done} of {total} bytes")
+        raise _Interrupted(f"cannot download {url}: connection closed after {done} of {total} bytes")
 
 
 def _verify(path: Path, expected_md5: str | None) -> None:
@@ -141,8 +150,9 @@ def download(
     """Download `url` to `dest`, resuming partial downloads and verifying the md5.
 
     Skips the transfer when `dest` already exists with the right md5. A dropped
-    connection is resumed from ``<dest>.part`` up to `retries` times (waiting
-    `backoff` * attempt seconds); a ``.part`` left by an earlier run is resumed too.
+    connection (or a server that stops answering after the first contact) is resumed from
+    ``<dest>.part`` up to `retries` times, waiting `backoff` * attempt seconds; a ``.part``
+    left by an earlier run is resumed too. A server unreachable at the first try fails at once.
 
     Returns:
         `dest` as a Path.
@@ -164,16 +174,19 @@ def download(
         try:
             _fetch(url, part, timeout, progress)
             break
-        except _Interrupted as exc:
+        except (_Interrupted, _Unreachable) as exc:
+            if isinstance(exc, _Unreachable) and attempt == 0:
+                raise  # never reached the server: no point in retrying
             if attempt == retries:
                 raise DownloadError(
-                    f"cannot download {url}: {exc}; gave up after {retries} retries "
-                    f"(the partial file {part} is kept, run again to resume)"
+                    f"{exc}; gave up after {retries} retries (the partial file {part} is kept, "
+                    "run again to resume)"
                 ) from None
-            tqdm.write(f"{dest.name}: {exc}; resuming (retry {attempt + 1}/{retries})")
+            logger.warning("%s; resuming (retry %d/%d)", exc, attempt + 1, retries)
             time.sleep(backoff * (attempt + 1))
     _verify(part, expected_md5)
     os.replace(part, dest)
+    logger.info("%s: complete%s", dest, ", md5 verified" if expected_md5 else "")
     return dest
 
 

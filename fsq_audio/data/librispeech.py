@@ -6,6 +6,7 @@ Layout: ``LibriSpeech/<part>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac`
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ MD5 = {
     "train-other-500": "d1a0fd59409feb2c614ce4d30c387708",
 }
 EXTRACTED_MARKER = ".extracted"
+logger = logging.getLogger(__name__)
 
 
 def check_parts(parts: list[str]) -> list[str]:
@@ -50,6 +52,7 @@ def check_parts(parts: list[str]) -> list[str]:
 def _extract_part(archive: Path, dl_dir: Path, part: str, progress: bool) -> Path:
     """Extract into a scratch folder, then move ``LibriSpeech/<part>`` into place (atomic per part)."""
     scratch = dl_dir / f".extract-{part}"
+    logger.info("extracting %s", archive)
     dl.remove_tree(scratch)
     dl.extract_tar(archive, scratch, progress=progress)
     src = scratch / "LibriSpeech" / part
@@ -94,6 +97,7 @@ def download_part(
     dl_dir = Path(dl_dir)
     target = dl_dir / "LibriSpeech" / part
     if (target / EXTRACTED_MARKER).exists():
+        logger.info("%s: already extracted in %s", part, target)
         return target
     expected = (md5 or {}).get(part) or (md5 or {}).get(f"{part}.tar.gz") or MD5[part]
     url = f"{mirror.rstrip('/')}/{part}.tar.gz"

@@ -91,6 +91,17 @@ def report_skipped(bad: list[tuple[str, str]]) -> None:
         print(f"fsq-audio prepare: warning: ... and {len(bad) - MAX_WARNINGS} more", file=sys.stderr)
 
 
+def check_unique_ids(rows: list[dict]) -> None:
+    """Raise FsqAudioError naming the first id shared by two rows (e.g. a.wav and a.flac)."""
+    seen: dict[str, str] = {}
+    for row in rows:
+        if row["id"] in seen:
+            raise FsqAudioError(
+                f"duplicate id {row['id']!r}: {seen[row['id']]} and {row['path']}; nothing written"
+            )
+        seen[row["id"]] = row["path"]
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the manifest; see the module docstring for the exit status."""
     out = Path(args.output)
@@ -105,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
         raise FsqAudioError(f"no usable audio found{what}; nothing written to {out}")
     if bad and args.strict:
         raise FsqAudioError(f"{len(bad)} unreadable file(s) and --strict given; nothing written to {out}")
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise FsqAudioError("duplicate ids in the input; nothing written")
+    check_unique_ids(rows)
     manifest.write_manifest(out, rows)
     skipped = f"; skipped {len(bad)} unreadable (see warnings above)" if bad else ""
     print(f"wrote {len(rows)} rows ({manifest.total_hours(rows):.2f} h) to {out}{skipped}", file=sys.stderr)
@@ -116,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fsq_audio.data.prepare``: the same as ``fsq-audio prepare``."""
-    parser = argparse.ArgumentParser(prog="fsq-audio prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="fsq-audio prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
