@@ -25,6 +25,8 @@ from fsq_audio.fileio import atomic_path, atomic_write_bytes
 from fsq_audio.models.codec import Codec
 
 BLOCK = 1 << 16  # samples read or written per block
+MIN_INPUT_RATE = 1000  # Hz; a lower rate would turn a small file into hours of model-rate audio
+MAX_CHANNELS = 64  # what a .fsqa header can record
 
 
 class EntropyCoder(Protocol):
@@ -49,6 +51,9 @@ def iter_model_rate(path: str | os.PathLike, sample_rate: int) -> tuple[Iterator
     meta = audio.info(path)
     if meta.frames == 0:
         raise AudioError(f"{path}: holds no audio samples")
+    if not MIN_INPUT_RATE <= meta.sample_rate <= bitstream.MAX_RATE:
+        raise AudioError(f"{path}: sample rate {meta.sample_rate} Hz is outside "
+                         f"{MIN_INPUT_RATE}..{bitstream.MAX_RATE} Hz")
 
     def blocks() -> Iterator[np.ndarray]:
         rs = soxr.ResampleStream(meta.sample_rate, sample_rate, 1, dtype="float32", quality="VHQ") \
@@ -119,8 +124,13 @@ def compress_file(src: str | os.PathLike, dst: str | os.PathLike, codec: Codec, 
     if not 1 <= n <= codec.num_stages:
         raise FsqAudioError(f"--stages must be in 1..{codec.num_stages}, got {n}")
     blocks, meta = iter_model_rate(src, codec.sample_rate)
+    if meta.channels > MAX_CHANNELS:
+        raise AudioError(f"{src}: {meta.channels} channels (a .fsqa file records at most {MAX_CHANNELS})")
     indices, samples = encode_blocks(codec, blocks, n)
     orig_samples = max(meta.frames, 0)
+    decoded = samples * meta.sample_rate / codec.sample_rate
+    if abs(orig_samples - decoded) > 0.005 * decoded + 512:  # the header's length lies (e.g. a cut mp3):
+        orig_samples = round(decoded)  # keep what was decoded, within what `check_lengths` accepts
     header = StreamHeader(
         model_id=codec.model_id, sample_rate=codec.sample_rate, frames=int(indices.shape[1]), stages=n,
         levels=list(codec.config.levels), bits_per_code=codec.bits_per_code, samples=samples,
@@ -143,6 +153,18 @@ def check_model(header: StreamHeader, codec: Codec) -> None:
         raise ModelError("stream levels/stages do not fit the loaded model")
 
 
+def check_lengths(header: StreamHeader, codec: Codec) -> None:
+    """Refuse a header whose frame count, model-rate length and original length disagree.
+
+    Decoding pads the output to `orig_samples`, so an unchecked header could demand any amount of output.
+    """
+    expected = header.samples * header.orig_sample_rate / max(header.sample_rate, 1)
+    if (header.sample_rate != codec.sample_rate
+            or header.frames != max(1, math.ceil(header.samples / codec.hop_length))
+            or abs(header.orig_samples - expected) > 0.01 * expected + 1024):
+        raise BitstreamError("header lengths are inconsistent (frames, samples and original length disagree)")
+
+
 def model_for_stream(header: StreamHeader, model: str | os.PathLike | Codec | None) -> Codec:
     """The codec to decode `header` with: the given one, or the shipped model named in the header."""
     if isinstance(model, Codec):
@@ -163,6 +185,10 @@ def read_indices(src: str | os.PathLike, codec: Codec | None = None,
     header, body = bitstream.read(src)
     if codec is not None:
         check_model(header, codec)
+        try:
+            check_lengths(header, codec)
+        except BitstreamError as exc:
+            raise BitstreamError(f"{src}: {exc}") from None
     if header.entropy == "fixed":
         return header, body
     if entropy_coder is None:
@@ -186,6 +212,8 @@ def decompress_file(src: str | os.PathLike, dst: str | os.PathLike, codec: Codec
     """
     dst = Path(dst)
     _check_output(dst, force)
+    if sample_rate is not None and not 1 <= sample_rate <= bitstream.MAX_RATE:
+        raise FsqAudioError(f"--sample-rate must be in 1..{bitstream.MAX_RATE} Hz, got {sample_rate}")
     header, _ = bitstream.read(src)  # validate before loading any model
     codec = model_for_stream(header, codec)
     header, indices = read_indices(src, codec, entropy_coder)

@@ -30,6 +30,7 @@ from fsq_audio.errors import BitstreamError
 MAGIC = b"FSQA"
 FORMAT_VERSION = 1
 MAX_HEADER = 1 << 16
+MAX_RATE = 1 << 20  # Hz; higher sample rates in a header are corrupt (and overflow libsndfile)
 _PREFIX = struct.Struct("<4sBI")
 
 
@@ -71,7 +72,8 @@ class StreamHeader:
         if not isinstance(self.levels, list) or not self.levels or not all(
                 isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= 1 << 16 for v in self.levels):
             raise BitstreamError(f"header field levels is invalid ({self.levels!r})")
-        if not 1 <= self.stages <= 64 or self.sample_rate == 0 or self.orig_sample_rate == 0:
+        rates_ok = 0 < self.sample_rate <= MAX_RATE and 0 < self.orig_sample_rate <= MAX_RATE
+        if not 1 <= self.stages <= 64 or not rates_ok:
             raise BitstreamError("header has an invalid stage count or sample rate")
         if self.bits_per_code != max(1, math.ceil(math.log2(self.codebook_size))):
             raise BitstreamError("header bits_per_code does not match its levels")
@@ -131,7 +133,7 @@ def _parse_header(data: bytes) -> tuple[StreamHeader, int]:
         if not isinstance(meta, dict) or set(meta) - known:
             raise ValueError("unknown fields")
         header = StreamHeader(**meta)
-    except (UnicodeDecodeError, ValueError, TypeError) as exc:
+    except (UnicodeDecodeError, ValueError, TypeError, RecursionError) as exc:  # RecursionError: deep nesting
         raise BitstreamError(f"corrupt header ({type(exc).__name__})") from None
     header.validate()
     return header, _PREFIX.size + head_len
@@ -163,12 +165,17 @@ def decode(data: bytes) -> tuple[StreamHeader, np.ndarray | bytes]:
 
 def read(path: str | Path) -> tuple[StreamHeader, np.ndarray | bytes]:
     """Read and parse a .fsqa file; errors name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise BitstreamError(f"{path}: no such file")
+    if path.is_dir():
+        raise BitstreamError(f"{path}: is a directory")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise BitstreamError(f"{path}: not a regular file")
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise BitstreamError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise BitstreamError(f"{path}: is a directory") from None
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BitstreamError(f"{path}: cannot read ({exc.strerror or exc})") from None
     try:
         return decode(data)
     except BitstreamError as exc:

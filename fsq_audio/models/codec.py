@@ -64,8 +64,12 @@ class Codec(nn.Module):
 
     @property
     def encoder_context(self) -> int:
-        """Context frames per side of an encode window: ceil(receptive field / 2 / hop) + 1."""
-        return math.ceil(receptive_field(self.config) / 2 / self.hop_length) + 1
+        """Context frames per side of an encode window: ceil(receptive field / 2 / hop) + 1.
+
+        A causal encoder sees its whole receptive field on the left, so it needs twice that.
+        """
+        side = 1 if self.config.causal else 2
+        return math.ceil(receptive_field(self.config) / side / self.hop_length) + 1
 
     @property
     def decoder_context(self) -> int:

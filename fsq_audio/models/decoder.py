@@ -103,9 +103,13 @@ def build_decoder(config: CodecConfig) -> nn.Module:
 
 
 def context_frames(config: CodecConfig) -> int:
-    """Frames of context on each side that make windowed decoding match whole decoding."""
+    """Frames of context on each side that make windowed decoding match whole decoding.
+
+    Causal convolutions see their whole receptive field on the left, hence twice the context.
+    """
+    side = 1 if config.causal else 2
     if config.decoder == "istft":
-        frames = 3 + 3 * config.decoder_layers  # embed conv (k7) + one k7 depthwise conv per block
+        frames = math.ceil(6 * (1 + config.decoder_layers) / side)  # embed conv (k7) + a k7 depthwise conv per block
         frames += math.ceil(4 * config.istft_hop / config.hop_length)  # iSTFT window overlap
         return frames + 2
     rf, jump = 6, 1  # in output samples, walking back from the output
@@ -113,4 +117,4 @@ def context_frames(config: CodecConfig) -> int:
         rf += sum((config.encoder_kernel - 1) * d for d in config.encoder_dilations) * jump
         jump *= stride
         rf += 2 * jump
-    return math.ceil((rf + 6 * jump) / 2 / config.hop_length) + 2
+    return math.ceil((rf + 6 * jump) / side / config.hop_length) + 2

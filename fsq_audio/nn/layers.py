@@ -16,9 +16,16 @@ def _maybe_wn(module: nn.Module, weight_norm: bool) -> nn.Module:
 
 
 def remove_weight_norm(model: nn.Module) -> None:
-    """Fold every weight-norm parametrization of `model` into a plain weight (in place)."""
+    """Fold every weight-norm parametrization of `model` into a plain weight (in place).
+
+    Deep copies of a parametrized module share its injected class, and removing a
+    parametrization deletes the property from that class; each module therefore gets a class
+    of its own first, so folding a copy never breaks the original.
+    """
     for m in model.modules():
         if parametrize.is_parametrized(m, "weight"):
+            cls = type(m)
+            m.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
 
 
