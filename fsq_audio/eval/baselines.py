@@ -115,7 +115,8 @@ def _write_wav(path: Path, x: np.ndarray, sr: int = EVAL_SR) -> None:
     audio.save(path, x[None], sr, subtype="PCM_16")
 
 
-def _read_wav(path: Path) -> np.ndarray:
+def read_eval_audio(path: Path) -> np.ndarray:
+    """A decoded file as mono float32 at EVAL_SR, shape (T,)."""
     return audio.load(path, sample_rate=EVAL_SR, mono=True)[0][0]
 
 
@@ -129,7 +130,7 @@ class Identity(System):
         t0 = time.perf_counter()
         _write_wav(out, ref)
         t1 = time.perf_counter()
-        dec = _read_wav(out)
+        dec = read_eval_audio(out)
         t2 = time.perf_counter()
         return Coded(dec, out.stat().st_size * 8, None, t1 - t0, t2 - t1)
 
@@ -203,16 +204,18 @@ class Opus(System):
         wav, enc, dec = workdir / "in.wav", workdir / "out.opus", workdir / "dec.wav"
         _write_wav(wav, ref)
         if self.tool() == "opus-tools":
-            enc_cmd = ["opusenc", "--quiet", "--speech", "--bitrate", f"{self.kbps:g}", "--serial", "1", str(wav), str(enc)]
+            enc_cmd = ["opusenc", "--quiet", "--speech", "--bitrate", f"{self.kbps:g}", "--serial", "1",
+                       str(wav), str(enc)]
             dec_cmd = ["opusdec", "--quiet", "--rate", str(EVAL_SR), str(enc), str(dec)]
         else:
-            enc_cmd = _ffmpeg("-i", str(wav), "-c:a", "libopus", "-b:a", f"{self.kbps:g}k", "-application", "voip", str(enc))
+            enc_cmd = _ffmpeg("-i", str(wav), "-c:a", "libopus", "-b:a", f"{self.kbps:g}k", "-application", "voip",
+                              str(enc))
             dec_cmd = _ffmpeg("-i", str(enc), "-ar", str(EVAL_SR), "-ac", "1", "-c:a", "pcm_s16le", str(dec))
         t_enc = run_program(enc_cmd)
         t_dec = run_program(dec_cmd)
         data = enc.read_bytes()
         payload, _ = ogg_payload_bytes(data)
-        return Coded(_read_wav(dec), len(data) * 8, payload * 8, t_enc, t_dec)
+        return Coded(read_eval_audio(dec), len(data) * 8, payload * 8, t_enc, t_dec)
 
 
 class Codec2(System):
@@ -262,7 +265,7 @@ class G722(System):
         _write_wav(wav, ref)
         t_enc = run_program(_ffmpeg("-i", str(wav), "-c:a", "g722", "-f", "g722", str(enc)))
         t_dec = run_program(_ffmpeg("-f", "g722", "-i", str(enc), "-c:a", "pcm_s16le", str(dec)))
-        return Coded(_read_wav(dec), enc.stat().st_size * 8, None, t_enc, t_dec)
+        return Coded(read_eval_audio(dec), enc.stat().st_size * 8, None, t_enc, t_dec)
 
 
 _FAMILIES: dict[str, type[System]] = {"identity": Identity, "opus": Opus, "codec2": Codec2, "g722": G722}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fsq_audio.eval.baselines import Coded, System, _read_wav
+from fsq_audio.eval.baselines import Coded, System, read_eval_audio
 from fsq_audio.eval.metrics import EVAL_SR
 
 
@@ -55,7 +55,7 @@ class FsqSystem(System):
         header, payload = bitstream.read(stream)
         tokens = payload if isinstance(payload, np.ndarray) else None
         return Coded(
-            _read_wav(dec), stream.stat().st_size * 8, header.payload_bytes * 8, t1 - t0, t2 - t1,
+            read_eval_audio(dec), stream.stat().st_size * 8, header.payload_bytes * 8, t1 - t0, t2 - t1,
             tokens=tokens,
         )
 

@@ -95,7 +95,10 @@ def _panel_systems(results: dict, available: list[str]) -> list[str]:
     ours = [s for s in by_name.values() if s["family"] == "fsq"]
     others = [s for s in by_name.values() if s["family"] not in ("fsq", "identity")]
     if not ours:
-        return [s["name"] for s in others[:2]] or list(by_name)[:1]
+        first_of_family: dict[str, str] = {}
+        for s in others:
+            first_of_family.setdefault(s["family"], s["name"])
+        return list(first_of_family.values())[:2] or list(by_name)[:1]
     best = max(ours, key=lambda s: s["stages"])
     if not others:
         return [best["name"]]
@@ -132,7 +135,8 @@ def write_report(results: dict, examples: list, out_dir: Path) -> None:
 def _intro_lines(results: dict) -> list[str]:
     model = results.get("model")
     lines = [
-        f"- data: `{results['data']}` ({results['n_utterances']} files), metrics at {results['eval_sample_rate']} Hz mono",
+        f"- data: `{results['data']}` ({results['n_utterances']} files), "
+        f"metrics at {results['eval_sample_rate']} Hz mono",
         f"- model: `{model['model_id']}` ({model['num_stages']} stages, codebook {model['codebook_size']}, "
         f"{model['frame_rate']:g} frames/s)" if model else "- model: none (baselines only)",
         f"- fsq_audio {results['fsq_audio_version']}; values are means ± 95% CI half-widths over files; "
@@ -174,9 +178,12 @@ def render_markdown(results: dict, image_paths: list[str], sounds: dict) -> str:
 
 
 _CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f0f0f0}td:first-child,td:nth-child(2){text-align:left}tr.ours td{background:#fff2f0;font-weight:600}
-img{max-width:100%;border:1px solid #ddd}audio{height:32px;width:260px}.muted{color:#666;font-size:13px}"""
+table{border-collapse:collapse;font-size:12px;margin:8px 0 20px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
+th{background:#f0f0f0;white-space:normal;vertical-align:bottom}.wide{overflow-x:auto}
+td:first-child,td:nth-child(2){text-align:left}tr.ours td{background:#fff2f0;font-weight:600}
+img{max-width:100%;border:1px solid #ddd}audio{height:32px;width:250px}.muted{color:#666;font-size:13px}
+.clips{display:flex;flex-wrap:wrap;gap:6px 14px;margin:8px 0 24px}.clip{font-size:13px}.clip div{margin-bottom:2px}"""
 
 
 def _html_table(header: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
@@ -185,7 +192,7 @@ def _html_table(header: list[str], rows: list[list[str]], classes: list[str] | N
     for k, row in enumerate(rows):
         cls = f' class="{classes[k]}"' if classes and classes[k] else ""
         body.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    return f"<div class='wide'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -209,7 +216,7 @@ def render_html(results: dict, images: dict[str, bytes], sounds: dict) -> str:
     """report.html text, self-contained (figures and audio as base64 data URIs)."""
     header, rows = table_rows(results)
     classes = ["ours" if s["family"] == "fsq" else "" for s in results["systems"]]
-    intro = "".join(f"<li>{html.escape(line[2:])}</li>" for line in _intro_lines(results))
+    intro = "".join(f"<li>{html.escape(line[2:].replace('`', ''))}</li>" for line in _intro_lines(results))
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>fsq-audio evaluation</title>",
            f"<style>{_CSS}</style></head><body><h1>fsq-audio evaluation</h1><ul class='muted'>{intro}</ul>",
            "<h2>Metrics</h2>", _html_table(header, rows, classes)]
@@ -222,9 +229,9 @@ def render_html(results: dict, images: dict[str, bytes], sounds: dict) -> str:
     for uid, clips in sounds.items():
         png = images[f"figures/spec_{_slug(uid)}.png"]
         out += [f"<h3>{html.escape(uid)}</h3>", f"<img alt='spectrograms' src='{_data_uri('image/png', png)}'>",
-                "<table>" + "".join(
-                    f"<tr><td>{html.escape(name)}</td><td><audio controls preload='none' "
-                    f"src='{_data_uri('audio/flac', data)}'></audio></td></tr>" for name, _, data in clips) + "</table>"]
+                "<div class='clips'>" + "".join(
+                    f"<div class='clip'><div>{html.escape(name)}</div><audio controls preload='metadata' "
+                    f"src='{_data_uri('audio/flac', data)}'></audio></div>" for name, _, data in clips) + "</div>"]
     out += ["<h2>Per utterance (PESQ-WB)</h2><details><summary>show</summary>", _per_utterance_table(results),
             "</details>"]
     failures = _failure_lines(results)

@@ -110,7 +110,8 @@ def _run_all(rows: list[dict], systems: list[System], pool: MetricPool, n_exampl
     tokens, examples, utterances = _token_stats(systems), [], []
     with tempfile.TemporaryDirectory(prefix="fsq-eval-") as scratch:
         for i, row in enumerate(tqdm(rows, desc="eval", unit="file", disable=not progress)):
-            entry: dict[str, Any] = {"id": str(row.get("id", i)), "path": str(row["path"]), "error": None, "systems": {}}
+            entry: dict[str, Any] = {"id": str(row.get("id", i)), "path": str(row["path"]), "error": None,
+                                     "systems": {}}
             utterances.append(entry)
             try:
                 ref, duration = _load_reference(row)
