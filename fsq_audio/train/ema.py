@@ -7,17 +7,23 @@ from torch import nn
 
 
 class EMA:
-    """Shadow copy of a module's floating-point state, updated as ema = d * ema + (1 - d) * param."""
+    """Shadow copy of a module's floating-point state, updated as ema = d * ema + (1 - d) * param.
+
+    The decay warms up as d_t = min(decay, (1 + t) / (10 + t)) for optimiser step t, so a short
+    run's average is not dominated by the random initial weights.
+    """
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
         self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items() if v.is_floating_point()}
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int) -> None:
+        """Blend in the weights after optimiser step `step` (0-based)."""
+        d = min(self.decay, (1 + step) / (10 + step))
         for k, v in model.state_dict().items():
             if k in self.shadow:
-                self.shadow[k].mul_(self.decay).add_(v.detach().float(), alpha=1 - self.decay)
+                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "shadow": self.shadow}

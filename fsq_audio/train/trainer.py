@@ -170,9 +170,9 @@ def _loop(state: TrainState, train_dl, clips, ema: EMA | None, progress: dict, r
                 progress["batch_in_epoch"] += 1
                 if not acc.sync_gradients:
                     continue
-                progress["step"] += 1
                 if ema is not None:
-                    ema.update(acc.unwrap_model(state.generator))
+                    ema.update(acc.unwrap_model(state.generator), progress["step"])
+                progress["step"] += 1
                 for k, v in out.items():
                     logs.setdefault(k, []).append(v)
                 bar.update(1)
