@@ -45,6 +45,8 @@ def info(path: str | os.PathLike) -> AudioInfo:
         raise AudioError(f"{path}: no such file")
     if os.path.isdir(path):
         raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.path.isfile(path):  # a FIFO or device would block or never end
+        raise AudioError(f"{path}: not a regular file")
     try:
         i = sf.info(path)
     except Exception as exc:  # soundfile raises RuntimeError / LibsndfileError / TypeError

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import zlib
 from dataclasses import asdict, dataclass, field, fields
@@ -173,11 +174,17 @@ def read(path: str | Path) -> tuple[StreamHeader, np.ndarray | bytes]:
     if not path.is_file():  # a FIFO or device would block or never end
         raise BitstreamError(f"{path}: not a regular file")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(_PREFIX.size + MAX_HEADER)
+            # never read more than the header promises (a huge file renamed .fsqa stays unread)
+            header, start = _parse_header(data)
+            extra = os.fstat(f.fileno()).st_size - (start + header.payload_bytes + 4)
+            if extra > 0:
+                raise BitstreamError(f"{extra} unexpected bytes after the end of the stream")
+            data += f.read()
+        return decode(data)
     except OSError as exc:
         raise BitstreamError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        return decode(data)
     except BitstreamError as exc:
         raise BitstreamError(f"{path}: {exc}") from None
 

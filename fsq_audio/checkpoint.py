@@ -14,10 +14,11 @@ import copy
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
 from fsq_audio import __version__
@@ -98,10 +99,15 @@ def read_config(directory: str | os.PathLike) -> CodecConfig:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelError(f"{directory}: no config.json (not a model directory)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path}: not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ModelError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from None
+    except OSError as exc:  # e.g. a directory named config.json
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not isinstance(meta, dict) or meta.get("kind", "codec") != "codec" or "config" not in meta:
         raise ModelError(f"{path}: not a codec config (expected keys format_version, kind='codec', config)")
+    unknown = sorted(set(meta) - {"format_version", "package_version", "kind", "config"})
+    if unknown:
+        raise ModelError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{path}: format_version {meta.get('format_version')!r} not supported "
                          f"(this fsq_audio reads {FORMAT_VERSION})")
@@ -109,6 +115,33 @@ def read_config(directory: str | os.PathLike) -> CodecConfig:
         return from_dict(CodecConfig, meta["config"], "config")
     except ConfigError as exc:
         raise ModelError(f"{path}: {exc}") from None
+    except (ArithmeticError, ValueError) as exc:  # e.g. istft_hop 0 in CodecConfig's own checks
+        raise ModelError(f"{path}: invalid config ({type(exc).__name__}: {exc})") from None
+
+
+def check_weights(weights_path: Path, config: CodecConfig) -> None:
+    """Compare tensor names and shapes in a safetensors file (its header only) with those of `config`'s
+    inference model (built on the meta device, so nothing is allocated). Raises ModelError."""
+    from fsq_audio.models.codec import Codec
+
+    try:
+        with safe_open(str(weights_path), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{weights_path}: not a valid safetensors file ({exc})") from None
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. zero-element tensors: the error below says what is wrong
+            expected = {k: tuple(v.shape) for k, v in Codec(config).prepare_for_inference().state_dict().items()}
+    except (RuntimeError, ArithmeticError, ValueError, TypeError) as exc:  # e.g. a negative or zero size
+        path = weights_path.parent / "config.json"
+        raise ModelError(f"{path}: describes no buildable model ({type(exc).__name__}: {exc})") from None
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    bad_shape = [k for k in expected if k in found and found[k] != expected[k]]
+    if missing or unexpected or bad_shape:
+        detail = "; ".join(f"{n}: {', '.join(v[:3])}{'...' if len(v) > 3 else ''}" for n, v in
+                           (("missing", missing), ("unexpected", unexpected), ("shape mismatch", bad_shape)) if v)
+        raise ModelError(f"{weights_path}: weights do not match config.json ({detail})")
 
 
 def load_pretrained(name_or_dir: str | os.PathLike | None, device: str | torch.device = "cpu"):
@@ -122,19 +155,17 @@ def load_pretrained(name_or_dir: str | os.PathLike | None, device: str | torch.d
         hint = f" (found {', '.join(pickles)}: pickle files are never loaded)" if pickles else ""
         raise ModelError(f"{directory}: no model.safetensors{hint}")
     config = read_config(directory)
+    check_weights(weights_path, config)  # before allocating: config.json may describe a huge model
     raw = weights_path.read_bytes()
     try:
         state = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{weights_path}: not a valid safetensors file ({exc})") from None
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        more = "..." if len(broken) > 3 else ""
+        raise ModelError(f"{weights_path}: NaN/Inf weights in {', '.join(broken[:3])}{more}")
     model = Codec(config).prepare_for_inference()
-    expected = model.state_dict()
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    bad_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if missing or unexpected or bad_shape:
-        detail = "; ".join(f"{n}: {', '.join(v[:3])}{'...' if len(v) > 3 else ''}" for n, v in
-                           (("missing", missing), ("unexpected", unexpected), ("shape mismatch", bad_shape)) if v)
-        raise ModelError(f"{weights_path}: weights do not match config.json ({detail})")
     model.load_state_dict(state, strict=True)
     model._model_id = _identity(config, raw)
     return model.to(device)

@@ -54,8 +54,20 @@ class CodecConfig:
         self.levels = [int(v) for v in self.levels]
         if not self.levels or min(self.levels) < 2:
             raise ConfigError(f"levels must be integers >= 2, got {self.levels}")
-        if self.num_stages < 1:
-            raise ConfigError("num_stages must be >= 1")
+        if not 1 <= self.num_stages <= 64:
+            raise ConfigError("num_stages must be in 1..64 (the .fsqa limit)")
+        limits = {"sample_rate": (1000, 1 << 20), "encoder_channels": (1, 4096), "latent_dim": (1, 8192),
+                  "decoder_dim": (1, 8192), "decoder_layers": (0, 256), "decoder_intermediate": (1, 32768),
+                  "decoder_channels": (2, 8192), "encoder_kernel": (1, 63), "istft_hop": (1, 8192),
+                  "encode_window_frames": (1, 100_000), "decode_window_frames": (1, 100_000)}
+        for name, (lo, hi) in limits.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
+        if not self.encoder_strides or not all(isinstance(v, int) and 1 <= v <= 64 for v in self.encoder_strides):
+            raise ConfigError(f"encoder_strides must be integers in 1..64, got {self.encoder_strides}")
+        if len(self.encoder_strides) > 8 or len(self.encoder_dilations) > 8 or len(self.levels) > 16:
+            raise ConfigError("too many encoder_strides/encoder_dilations/levels")
         if self.decoder not in ("istft", "conv"):
             raise ConfigError(f"decoder must be 'istft' or 'conv', got {self.decoder!r}")
         if self.activation not in ("elu", "snake", "gelu"):

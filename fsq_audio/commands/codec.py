@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -72,8 +73,9 @@ def _batch(pairs: list[tuple[Path, Path]], job, quiet: bool, verb: str) -> int:
     for src, dst in bar:
         try:
             job(src, dst)
-        except FsqAudioError as exc:
-            msg = str(exc) if str(src) in str(exc) else f"{src}: {exc}"
+        except (FsqAudioError, OSError) as exc:  # OSError: e.g. an output folder that cannot be made
+            text = str(exc) if isinstance(exc, FsqAudioError) else _os_error(exc)
+            msg = " ".join((text if str(src) in text else f"{src}: {text}").split())  # one line per file
             failed.append(msg)
             if len(pairs) == 1:
                 raise FsqAudioError(msg) from None
@@ -84,6 +86,11 @@ def _batch(pairs: list[tuple[Path, Path]], job, quiet: bool, verb: str) -> int:
             print(f"  {msg}", file=sys.stderr)
         return 1
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    name = f"{exc.filename}: " if exc.filename else ""
+    return " ".join(f"{name}{exc.strerror or exc}".split())
 
 
 def _load_lm(path: str | None, codec):
@@ -98,6 +105,8 @@ def run_compress(args: argparse.Namespace) -> int:
     from fsq_audio.api import compress_file
     from fsq_audio.models.codec import Codec
 
+    if args.bitrate is not None and not (math.isfinite(args.bitrate) and args.bitrate > 0):
+        raise FsqAudioError(f"--bitrate must be a positive number of kbps, got {args.bitrate}")
     pairs = plan_outputs(args.inputs, args.output, audio.AUDIO_EXTENSIONS, ".fsqa")
     codec = Codec.from_pretrained(args.model)
     stages = args.stages
