@@ -59,7 +59,10 @@ class SegmentDataset(Dataset):
         self.normalize_mode, self.seed, self.epoch = normalize, seed, 0
         self._cache: list[np.ndarray] | None = None
         if cache:
-            self._cache = [self._decode(r) for r in self.rows]
+            from tqdm import tqdm
+
+            rows = tqdm(self.rows, desc="decoding training audio into RAM", unit="file", mininterval=5)
+            self._cache = [self._decode(r) for r in rows]
 
     def __len__(self) -> int:
         return len(self.rows)
