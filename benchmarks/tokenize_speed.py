@@ -64,7 +64,8 @@ def run_per_file(codec, rows: list[dict]) -> float:
     return time.perf_counter() - start
 
 
-def measure(codec, data: Path, threads: int, batches: list[float], repeats: int, per_file: bool) -> list[dict[str, Any]]:
+def measure(codec, data: Path, threads: int, batches: list[float], repeats: int,
+            per_file: bool) -> list[dict[str, Any]]:
     """Median wall time and audio hours per wall hour of each method at one thread count."""
     from fsq_audio.data.manifest import scan_folder
     from fsq_audio.tokens import tokenize

@@ -22,7 +22,7 @@ from fsq_audio import audio, bitstream
 from fsq_audio.bitstream import StreamHeader
 from fsq_audio.errors import AudioError, BitstreamError, FsqAudioError, ModelError
 from fsq_audio.fileio import atomic_path, atomic_write_bytes
-from fsq_audio.models.codec import Codec
+from fsq_audio.models.codec import Codec, canonical_threads
 
 BLOCK = 1 << 16  # samples read or written per block
 MIN_INPUT_RATE = 1000  # Hz; a lower rate would turn a small file into hours of model-rate audio
@@ -91,7 +91,8 @@ def encode_blocks(codec: Codec, blocks: Iterator[np.ndarray], stages: int | None
     def flush() -> None:
         if pending:
             w = torch.from_numpy(np.stack(pending)).unsqueeze(1)
-            out.append(codec.encode_windows(w, stages).cpu())
+            with canonical_threads(codec.device):  # same numerics as Codec.encode and tokenize
+                out.extend(codec.encode_windows(one, stages).cpu() for one in w.split(1))
             pending.clear()
 
     for block in blocks:

@@ -7,6 +7,7 @@ padding or file length (see `encode`). Training uses `forward` on whole crops.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 
@@ -19,6 +20,25 @@ from fsq_audio.models.decoder import build_decoder, context_frames
 from fsq_audio.models.encoder import Encoder, receptive_field
 from fsq_audio.nn.layers import remove_weight_norm
 from fsq_audio.quantize import ResidualFSQ
+
+
+@contextlib.contextmanager
+def canonical_threads(device: torch.device) -> Iterator[None]:
+    """Run CPU encoding on one intra-op thread (restored afterwards).
+
+    The thread count changes the order of floating-point sums inside convolutions, which can
+    flip a code that lies on a rounding boundary; one window at a time on one thread is the
+    canonical computation that `encode`, `.fsqa` files and `fsq-audio tokenize` all share.
+    """
+    if device.type != "cpu" or torch.get_num_threads() == 1:
+        yield
+        return
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class Codec(nn.Module):
@@ -113,18 +133,21 @@ class Codec(nn.Module):
         return self
 
     @torch.inference_mode()
-    def encode(self, wav: Tensor, stages: int | None = None, max_windows: int = 16) -> Tensor:
+    def encode(self, wav: Tensor, stages: int | None = None, max_windows: int = 1) -> Tensor:
         """Encode (B, 1, T) audio at `sample_rate` to indices (B, S, ceil(T / hop)).
 
         Canonical windowing: frames are computed in windows of `encode_window_frames`, each
         from a fixed-length input slice with `encoder_context` frames of context on both
         sides (zeros outside the signal). Every window has the same length, so a window's
         result never depends on the rest of the batch; a padded batch gives each utterance
-        the tokens it gets alone (drop frames past ceil(length / hop)).
+        the tokens it gets alone (drop frames past ceil(length / hop)). On CPU, windows are
+        computed one at a time on one thread (`canonical_threads`), so tokens do not depend on
+        the thread count either; `max_windows` > 1 batches windows (faster on GPU).
         """
         n = self.quantizer._check_stages(stages)
         windows, n_frames, n_win = self._encode_windows(wav)
-        idx = torch.cat([self.encode_windows(chunk, n) for chunk in windows.split(max_windows)])  # (B*n_win, S, N)
+        with canonical_threads(self.device):
+            idx = torch.cat([self.encode_windows(chunk, n) for chunk in windows.split(max_windows)])  # (B*n_win, S, N)
         idx = idx.view(wav.shape[0], n_win, n, -1).permute(0, 2, 1, 3).reshape(wav.shape[0], n, -1)
         return idx[..., :n_frames]
 

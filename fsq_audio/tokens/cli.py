@@ -27,8 +27,8 @@ def add_tokenize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", help="model name or release directory (default: the shipped model)")
     p.add_argument("-s", "--stages", type=int, help="residual stages to keep (default: all)")
     p.add_argument("--batch-seconds", type=float,
-                   help="audio per encoder call, packed from several utterances; never changes the tokens "
-                        "(default: 8 on CPU, where small batches stay in cache, 1024 on GPU)")
+                   help="audio per encoder call, packed from several utterances; on CPU it never changes the "
+                        "tokens (default: 8 on CPU, where small batches stay in cache, 1024 on GPU)")
     p.add_argument("--shard-size", type=int, default=2000, help="utterances per shard (default: 2000)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU encoder workers per process, each on one core; never changes the tokens "
@@ -38,13 +38,15 @@ def add_tokenize_arguments(p: argparse.ArgumentParser) -> None:
                    help="encoder precision: fp32 (default, exact) or bf16 (CUDA only; used only if a probe "
                         "batch gives the fp32 tokens, else fp32)")
     p.add_argument("--cpu", action="store_true", help="run on CPU even if a GPU is available")
-    p.add_argument("--max-shards", type=int, help="stop after writing this many shards per process (re-run to continue)")
+    p.add_argument("--max-shards", type=int,
+                   help="stop after writing this many shards per process (re-run to continue)")
     p.add_argument("-f", "--force", action="store_true", help="delete the token files already in OUT and start over")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def add_detokenize_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("tokens", help="token directory (every utterance -> OUT/<id>.wav) or a .npy of shape (stages, frames)")
+    p.add_argument("tokens",
+                   help="token directory (every utterance -> OUT/<id>.wav) or a .npy of shape (stages, frames)")
     p.add_argument("-o", "--output", help="output folder (token directory) or file (.npy; default: beside it as .wav)")
     p.add_argument("-m", "--model", help="model (default: the installed model named in the token directory)")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")

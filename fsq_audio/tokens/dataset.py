@@ -64,7 +64,8 @@ class TokenDataset(Dataset):
         """(utterance, start) of every consecutive segment."""
         if self.segment_frames is None:
             return np.stack([np.arange(len(self.where)), np.zeros(len(self.where), dtype=np.int64)], 1)
-        items = [(u, start) for u, (_, _, n) in enumerate(self.where) for start in range(0, int(n), self.segment_frames)]
+        items = [(u, start) for u, (_, _, n) in enumerate(self.where)
+                 for start in range(0, int(n), self.segment_frames)]
         return np.array(items, dtype=np.int64).reshape(-1, 2)
 
     def __getstate__(self) -> dict:

@@ -50,7 +50,8 @@ def load_utterance(row: dict, sample_rate: int) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def prefetch(fn: Callable[[dict], np.ndarray], rows: list[dict], threads: int) -> Iterator[tuple[dict, np.ndarray | None, str]]:
+def prefetch(fn: Callable[[dict], np.ndarray], rows: list[dict],
+             threads: int) -> Iterator[tuple[dict, np.ndarray | None, str]]:
     """Yield (row, fn(row) or None, error) in order, with up to 2 * threads + 2 loads in flight."""
     pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="fsq-load")
     it = iter(rows)
@@ -163,7 +164,8 @@ class Progress:
 
         self._bar = tqdm(total=round(self.total_hours, 4), unit="h", desc="tokenize", file=sys.stderr,
                          disable=not self.enabled or None, dynamic_ncols=True,
-                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} h [{elapsed}<{remaining}{postfix}]")
+                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.3f}/{total:.3f} h "
+                                    "[{elapsed}<{remaining}{postfix}]")
 
     def update(self, seconds: float) -> None:
         self.done += seconds / 3600
@@ -175,7 +177,8 @@ class Progress:
         self._bar.close()
 
 
-def encode_shard(batcher: WindowBatcher, rows: list[dict], io_threads: int, progress: Progress) -> tuple[fmt.Shard, list[dict]]:
+def encode_shard(batcher: WindowBatcher, rows: list[dict], io_threads: int,
+                 progress: Progress) -> tuple[fmt.Shard, list[dict]]:
     """Tokens of one shard's rows (unreadable rows left out) and {"id", "path", "error"} of those."""
     ids, failures = [], []
     sr = batcher.codec.sample_rate
@@ -347,7 +350,8 @@ def tokenize(source: str | Path, out: str | Path, codec: Codec, stages: int | No
     wait()
     if process_index == 0:
         merged = merge(root, plan, info, scan_failures)
-        result.complete, result.missing_shards, result.failures = merged["complete"], merged["missing_shards"], merged["failures"]
+        result.complete, result.missing_shards = merged["complete"], merged["missing_shards"]
+        result.failures = merged["failures"]
         result.num_utterances, result.total_frames = merged["num_utterances"], merged["total_frames"]
     return result
 
