@@ -208,3 +208,21 @@ def test_all_stages_with_tiny_models(tmp_path, corpus):
     assert (exp / "model" / "config.json").exists() and (exp / "lm").is_dir()
     assert list((exp / "eval" / PART).iterdir()) and list((exp / "tokens" / PART).iterdir())
     assert len(list((exp / "generate").glob("*.wav"))) == 1
+
+
+def test_stages_0_2_for_real_with_a_tiny_config(tmp_path, mirror, corpus):
+    """Download from 127.0.0.1, prepare, train + export a tiny codec with the real CLI; a re-run skips all."""
+    work = tmp_path / "work"
+    opts = ("--stage", "0", "--stop-stage", "2", "--mirror", mirror.url, "--md5-file", str(corpus.md5_file),
+            "--config", str(REPO / "recipes" / "tiny.yaml"),
+            "--train-opts", "--set max_steps=2 --set valid_every=2 --set save_every=2 --set threads=1")
+    res = run_recipe(work, *opts, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    exp = work / "exp"
+    assert (exp / "codec" / ".done").is_file() and (exp / "model" / "model.safetensors").is_file()
+    from fsq_audio.models.codec import Codec
+
+    assert Codec.from_pretrained(str(exp / "model")).config.name == "tiny"
+    again = run_recipe(work, *opts, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (again.stdout + again.stderr).lower().count("skipping") >= 3
