@@ -71,7 +71,9 @@ class ISTFTDecoder(nn.Module):
         if self.upsample is not None:
             x = self.upsample(x)
         mag, phase = self.head(x.transpose(1, 2)).float().transpose(1, 2).chunk(2, dim=1)
-        mag = torch.exp(mag).clamp(max=1e2)
+        # |STFT| of full-scale audio stays below n_fft / 2; the cap only guards against overflow
+        # (a cap near speech levels, as in Vocos' 1e2, silences loud bins and stops their gradient)
+        mag = torch.exp(mag.clamp(max=math.log(1e4)))
         spec = torch.polar(mag, phase)
         return self.istft(spec).unsqueeze(1)
 
