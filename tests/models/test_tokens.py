@@ -79,3 +79,19 @@ def test_tokens_of_a_shifted_copy_differ(codec, speech) -> None:
     """Sanity check that the comparisons above can fail: a one-sample shift changes the tokens."""
     shifted = torch.nn.functional.pad(speech, (1, 0))[..., : speech.shape[-1]]
     assert not torch.equal(codec.encode(shifted), codec.encode(speech))
+
+
+def test_full_size_encoder_same_tokens_at_any_thread_count(speech) -> None:
+    """The default architecture (where reduction order matters) gives one-thread tokens at 2 threads,
+    and `encode` leaves the caller's thread setting as it was."""
+    codec = make_codec(speech, encoder_channels=8, latent_dim=256, encode_window_frames=50)
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.encode(speech)
+        torch.set_num_threads(2)
+        two = codec.encode(speech, max_windows=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(saved)
+    assert torch.equal(one, two)
