@@ -35,6 +35,7 @@ class CodecConfig:
     encoder_dilations: list[int] = field(default_factory=lambda: [1, 3, 9])
     encoder_kernel: int = 7
     latent_dim: int = 256
+    latent_norm: bool = True  # LayerNorm (no affine) on encoder frames before the quantizer
     # decoder: "istft" (Vocos-style ConvNeXt + inverse STFT) or "conv" (transposed-conv mirror)
     decoder: str = "istft"
     decoder_dim: int = 384
@@ -95,8 +96,9 @@ class CodecConfig:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> "CodecConfig":
-        """A very small model for tests (random weights are fine)."""
-        base = dict(
+        """A very small model for tests (random weights are fine). It leaves out `latent_norm` so
+        test fixtures can spread its random latents by rescaling the encoder's output conv."""
+        base = dict(latent_norm=False, 
             name="tiny", levels=[8, 5, 5, 5], num_stages=3, encoder_channels=4, encoder_dilations=[1, 3],
             latent_dim=16, decoder_dim=16, decoder_layers=1, decoder_intermediate=32, decoder_channels=16,
             encode_window_frames=20, decode_window_frames=40,

@@ -24,10 +24,16 @@ class Encoder(nn.Module):
             c *= 2
         layers += [activation(config.activation, c), Conv1d(c, config.latent_dim, 3, causal=causal, weight_norm=wn)]
         self.net = nn.Sequential(*layers)
+        # Keeps every frame at unit scale: without it the latents drift into tanh saturation,
+        # every frame maps to one corner code and FSQ's (straight-through) gradient dies.
+        self.norm = nn.LayerNorm(config.latent_dim, elementwise_affine=False) if config.latent_norm else None
 
     def forward(self, wav: Tensor) -> Tensor:
         """(B, 1, T) with T a multiple of hop -> (B, latent_dim, T / hop)."""
-        return self.net(wav)
+        z = self.net(wav)
+        if self.norm is not None:
+            z = self.norm(z.transpose(1, 2)).transpose(1, 2)
+        return z
 
 
 def receptive_field(config: CodecConfig) -> int:

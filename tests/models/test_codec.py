@@ -162,3 +162,17 @@ def test_prepare_for_inference_keeps_outputs() -> None:
     codec.prepare_for_inference()
     assert not any("parametrizations" in k for k in codec.state_dict())
     assert torch.allclose(codec.decode(idx), ref, atol=1e-5)
+
+
+def test_latent_norm_keeps_quantizer_inputs_out_of_saturation() -> None:
+    """With latent_norm, a huge encoder output (what drove the first shipped run into one corner
+    code) still reaches the quantizer at unit scale per frame."""
+    from fsq_audio.config import CodecConfig
+    from fsq_audio.models.codec import Codec
+
+    codec = Codec(CodecConfig.tiny(latent_norm=True))
+    with torch.no_grad():
+        codec.encoder.net[-1].conv.bias.fill_(40.0)  # push every latent far into tanh saturation
+        z = codec.encoder(torch.randn(1, 1, 3200))
+    assert torch.allclose(z.mean(dim=1), torch.zeros(1, z.shape[-1]), atol=1e-4)
+    assert torch.allclose(z.std(dim=1, unbiased=False), torch.ones(1, z.shape[-1]), atol=1e-2)
