@@ -174,5 +174,5 @@ def test_latent_norm_keeps_quantizer_inputs_out_of_saturation() -> None:
     with torch.no_grad():
         codec.encoder.net[-1].conv.bias.fill_(40.0)  # push every latent far into tanh saturation
         z = codec.encoder(torch.randn(1, 1, 3200))
-    assert torch.allclose(z.mean(dim=1), torch.zeros(1, z.shape[-1]), atol=1e-4)
+    assert torch.allclose(z.mean(dim=1), torch.zeros(1, z.shape[-1]), atol=1e-3)
     assert torch.allclose(z.std(dim=1, unbiased=False), torch.ones(1, z.shape[-1]), atol=1e-2)
