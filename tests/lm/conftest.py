@@ -9,6 +9,7 @@ import torch
 from lm_helpers import patterned_tokens, save_tiny_lm, write_shards
 
 from fsq_audio import Codec, CodecConfig, audio
+from codec_fixtures import calibrate
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +20,7 @@ def codec_dir(tmp_path_factory, speech_clip) -> Path:
     with torch.random.fork_rng():
         torch.manual_seed(0)
         codec = Codec(CodecConfig.tiny()).prepare_for_inference()
-    conv = codec.encoder.net[-1].conv
-    with torch.no_grad():
-        z = codec.encoder(torch.nn.functional.pad(wav, (0, (-wav.shape[-1]) % codec.hop_length)))
-        mean, spread = z.mean(dim=(0, 2)), z.std(dim=(0, 2)).clamp_min(1e-8)
-        conv.weight.mul_((3.0 / spread).view(-1, 1, 1))
-        conv.bias.sub_(mean).mul_(3.0 / spread)
+    calibrate(codec, wav)
     directory = tmp_path_factory.mktemp("lively_codec")
     codec.save_pretrained(str(directory))
     return directory

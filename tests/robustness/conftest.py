@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fsq_audio import Codec, CodecConfig, audio
+from codec_fixtures import calibrate
 
 
 @pytest.fixture(autouse=True)
@@ -30,12 +31,7 @@ def varied_model_dir(tmp_path_factory: pytest.TempPathFactory, speech_clip: Path
         codec = Codec(CodecConfig.tiny()).prepare_for_inference()
     x, _ = audio.load(speech_clip, 16000)
     wav = torch.from_numpy(x)[None]
-    conv = codec.encoder.net[-1].conv
-    with torch.no_grad():
-        z = codec.encoder(torch.nn.functional.pad(wav, (0, (-wav.shape[-1]) % codec.hop_length)))
-        mean, spread = z.mean(dim=(0, 2)), z.std(dim=(0, 2)).clamp_min(1e-8)
-        conv.weight.mul_((3.0 / spread).view(-1, 1, 1))
-        conv.bias.sub_(mean).mul_(3.0 / spread)
+    calibrate(codec, wav)
     directory = tmp_path_factory.mktemp("varied_codec")
     codec.save_pretrained(str(directory))
     return directory

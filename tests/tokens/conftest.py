@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from fsq_audio import Codec, CodecConfig, audio
+from codec_fixtures import calibrate
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / ".." / "shared" / "data" / "dev"
@@ -59,12 +60,7 @@ def codec_dir(tmp_path_factory: pytest.TempPathFactory, speech_clip: Path) -> Pa
         codec = Codec(CodecConfig.tiny()).prepare_for_inference()
     x, _ = audio.load(_speech_files(speech_clip)[0], 16000)
     wav = torch.from_numpy(x)[None]
-    conv = codec.encoder.net[-1].conv
-    with torch.no_grad():
-        z = codec.encoder(torch.nn.functional.pad(wav, (0, (-wav.shape[-1]) % codec.hop_length)))
-        mean, spread = z.mean(dim=(0, 2)), z.std(dim=(0, 2)).clamp_min(1e-8)
-        conv.weight.mul_((3.0 / spread).view(-1, 1, 1))
-        conv.bias.sub_(mean).mul_(3.0 / spread)
+    calibrate(codec, wav)
     directory = tmp_path_factory.mktemp("codec")
     codec.save_pretrained(str(directory))
     return directory
