@@ -131,6 +131,8 @@ class LossConfig:
     waveform: float = 0.0
     adv: float = 1.0
     feature: float = 2.0
+    usage: float = 1.0  # FSQ level-usage regulariser (keeps codes spread; see FSQ.regularizers)
+    saturation: float = 1.0  # penalty on latents deep in tanh's flat tails
     mel_windows: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024, 2048])
     mel_bins: list[int] = field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320])
     stft_windows: list[int] = field(default_factory=lambda: [512, 1024, 2048])

@@ -114,16 +114,17 @@ class Codec(nn.Module):
         return compute_model_id(self)
 
     # ------------------------------------------------------------------ training
-    def forward(self, wav: Tensor, n_stages: int | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, wav: Tensor, n_stages: int | None = None, return_aux: bool = False):
         """Reconstruct (B, 1, T) audio (training path, no windowing).
 
         Returns:
-            (wav_hat (B, 1, T), indices (B, S, ceil(T / hop))).
+            (wav_hat (B, 1, T), indices (B, S, ceil(T / hop))), plus the quantizer's
+            regularisers (see `ResidualFSQ.forward`) when `return_aux` is set.
         """
         length = wav.shape[-1]
         wav = F.pad(wav, (0, (-length) % self.hop_length))
-        z_q, indices = self.quantizer(self.encoder(wav), n_stages)
-        return self.decoder(z_q)[..., :length], indices
+        z_q, indices, *aux = self.quantizer(self.encoder(wav), n_stages, return_aux=return_aux)
+        return (self.decoder(z_q)[..., :length], indices, *aux)
 
     # ------------------------------------------------------------------ inference
     def prepare_for_inference(self) -> "Codec":

@@ -21,8 +21,9 @@ from fsq_audio.nn.layers import Conv1d, ConvNeXtBlock, ConvTranspose1d, Residual
 class ISTFT(nn.Module):
     """Inverse STFT with "same" padding: F frames -> exactly F * hop samples.
 
-    Frame i is centred at sample i * hop + hop / 2. Uses irfft + overlap-add (fold), which
-    also exports to ONNX, unlike torch.istft.
+    Frame i is centred at sample i * hop + hop / 2. Uses irfft + overlap-add (fold). The ONNX
+    exporter handles neither this nor torch.polar; fsq_audio.onnx_export swaps in a real-valued
+    equivalent (DFT matmuls and a transposed convolution) for export only.
     """
 
     def __init__(self, n_fft: int, hop: int):
@@ -64,6 +65,11 @@ class ISTFTDecoder(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         """(B, latent_dim, F) -> (B, 1, F * hop)."""
+        mag, phase = self.spectrum(z)
+        return self.istft(torch.polar(mag, phase)).unsqueeze(1)
+
+    def spectrum(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, latent_dim, F) -> fp32 magnitude and phase, each (B, n_fft // 2 + 1, F * up)."""
         x = self.norm(self.embed(z).transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             x = block(x)
@@ -73,9 +79,7 @@ class ISTFTDecoder(nn.Module):
         mag, phase = self.head(x.transpose(1, 2)).float().transpose(1, 2).chunk(2, dim=1)
         # |STFT| of full-scale audio stays below n_fft / 2; the cap only guards against overflow
         # (a cap near speech levels, as in Vocos' 1e2, silences loud bins and stops their gradient)
-        mag = torch.exp(mag.clamp(max=math.log(1e4)))
-        spec = torch.polar(mag, phase)
-        return self.istft(spec).unsqueeze(1)
+        return torch.exp(mag.clamp(max=math.log(1e4))), phase
 
 
 class ConvDecoder(nn.Module):

@@ -1,8 +1,11 @@
 """Residual FSQ: several FSQ stages, each quantizing what the earlier ones left over.
 
 Every stage projects the running residual of the (B, dim, F) latent to len(levels)
-channels, quantizes it at a finer scale ((L-1)^-k per dimension for stage k, as in
-vector-quantize-pytorch's ResidualFSQ), and projects back. Decoding any prefix of stages
+channels with its own 1x1 convolution, quantizes it, and projects back. The projections learn
+each stage's scale; there is no fixed (L-1)^-k input scaling as in vector-quantize-pytorch's
+ResidualFSQ (which shares one projection): with per-stage projections that scaling multiplied
+the residual by up to (L-1)^(S-1) at initialisation, saturated tanh in every later stage and
+collapsed those stages to one code. Decoding any prefix of stages
 gives a coarser reconstruction, so one model serves a bitrate ladder. In training, stage
 dropout keeps a random prefix per batch item so every prefix learns to decode well.
 """
@@ -33,9 +36,6 @@ class ResidualFSQ(nn.Module):
         d = self.fsq.dim
         self.project_in = nn.ModuleList(nn.Conv1d(dim, d, 1) for _ in range(num_stages))
         self.project_out = nn.ModuleList(nn.Conv1d(d, dim, 1) for _ in range(num_stages))
-        lv = torch.tensor(levels, dtype=torch.float32)
-        scales = torch.stack([(lv - 1) ** -k for k in range(num_stages)])  # (S, D)
-        self.register_buffer("scales", scales, persistent=False)
 
     @property
     def codebook_size(self) -> int:
@@ -47,27 +47,37 @@ class ResidualFSQ(nn.Module):
             raise ValueError(f"stages must be in 1..{self.num_stages}, got {n}")
         return n
 
-    def forward(self, z: Tensor, n_stages: int | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, z: Tensor, n_stages: int | None = None,
+                return_aux: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Quantize (B, dim, F) latents.
 
         Returns:
             (z_q (B, dim, F), indices (B, S, F)). In training mode with stage dropout,
             items beyond their sampled prefix contribute nothing to z_q (their indices are still given).
+            With `return_aux`, also {"quant/usage", "quant/saturation"}: `FSQ.regularizers`
+            averaged over the stages.
         """
         n = self._check_stages(n_stages)
         residual = z
         out = torch.zeros_like(z)
         keep = self._stage_mask(z.shape[0], n, z.device)  # (B, n) or None
-        indices = []
+        indices, usage, saturation = [], [], []
         for k in range(n):
-            scale = self.scales[k].view(1, -1, 1)
-            codes, idx = self.fsq.quantize(self.project_in[k](residual) / scale)
-            contribution = self.project_out[k]((codes * scale).to(z.dtype))
+            latent = self.project_in[k](residual)
+            codes, idx = self.fsq.quantize(latent)
+            if return_aux:
+                u, s = self.fsq.regularizers(latent)
+                usage.append(u)
+                saturation.append(s)
+            contribution = self.project_out[k](codes.to(z.dtype))
             if keep is not None:
                 contribution = contribution * keep[:, k].view(-1, 1, 1).to(z.dtype)
             out = out + contribution
             residual = residual - contribution.detach()
             indices.append(idx)
+        if return_aux:
+            aux = {"quant/usage": torch.stack(usage).mean(), "quant/saturation": torch.stack(saturation).mean()}
+            return out, torch.stack(indices, dim=1), aux
         return out, torch.stack(indices, dim=1)
 
     def _stage_mask(self, batch: int, n: int, device: torch.device) -> Tensor | None:
@@ -83,7 +93,7 @@ class ResidualFSQ(nn.Module):
         n = self._check_stages(indices.shape[1])
         out = None
         for k in range(n):
-            codes = self.fsq.indices_to_codes(indices[:, k]) * self.scales[k].view(1, -1, 1)
+            codes = self.fsq.indices_to_codes(indices[:, k])
             w = self.project_out[k].weight
             part = self.project_out[k](codes.to(w.dtype))
             out = part if out is None else out + part

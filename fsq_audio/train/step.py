@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from fsq_audio.config import TrainConfig
 from fsq_audio.losses.adversarial import discriminator_loss, feature_matching_loss, generator_loss
+from fsq_audio.quantize.fsq import code_usage
 from fsq_audio.losses.spectral import MelDistance, MultiResolutionSTFTLoss, MultiScaleMelLoss
 
 
@@ -51,7 +52,7 @@ def train_step(state: TrainState, batch: Tensor, step: int) -> dict[str, float]:
     adv = adversarial_active(cfg, step)
     with acc.accumulate(state.generator, state.discriminator):
         with acc.autocast():
-            y_hat, _ = state.generator(batch)
+            y_hat, indices, aux = state.generator(batch, return_aux=True)
         if adv:
             with acc.autocast():
                 d_loss = discriminator_loss(state.discriminator(batch), state.discriminator(y_hat.detach()), lam.gan)
@@ -66,6 +67,7 @@ def train_step(state: TrainState, batch: Tensor, step: int) -> dict[str, float]:
             "spec/mel": state.mel_loss(y_hat, batch),
             "spec/stft": state.stft_loss(y_hat, batch),
             "spec/waveform": (y_hat.float() - batch.float()).abs().mean(),
+            **aux,
         }
         if adv:
             with acc.autocast():
@@ -75,7 +77,8 @@ def train_step(state: TrainState, batch: Tensor, step: int) -> dict[str, float]:
             losses["adv/gen"] = generator_loss(fake, lam.gan)
             losses["adv/feature"] = feature_matching_loss(real, fake)
         weights = {"spec/mel": lam.mel, "spec/stft": lam.stft, "spec/waveform": lam.waveform,
-                   "adv/gen": lam.adv, "adv/feature": lam.feature}
+                   "adv/gen": lam.adv, "adv/feature": lam.feature,
+                   "quant/usage": lam.usage, "quant/saturation": lam.saturation}
         total = sum(weights[k] * v for k, v in losses.items() if weights[k] > 0)
         acc.backward(total)
         if acc.sync_gradients:
@@ -86,6 +89,7 @@ def train_step(state: TrainState, batch: Tensor, step: int) -> dict[str, float]:
         state.discriminator.zero_grad(set_to_none=True)  # grads from the generator's adversarial loss
     out.update({k: float(v.detach()) for k, v in losses.items()})
     out["total"] = float(total.detach())
+    out["code/distinct_s1"] = float(indices[:, 0].unique().numel())
     out["lr"] = state.sched_g.get_last_lr()[0]
     return out
 
@@ -104,12 +108,14 @@ def validate(generator: nn.Module, clips: list[Tensor], stages: list[int], sampl
     mel = MelDistance(sample_rate).to(device)
     metrics: dict[str, list[float]] = {}
     recon: list[Tensor] = []
+    stage_codes: dict[int, list[Tensor]] = {}
     try:
         for n in stages:
             for clip in clips:
                 x = clip.to(device).unsqueeze(0)
-                y, _ = generator(x, n)
+                y, idx = generator(x, n)
                 metrics.setdefault(f"valid/mel_s{n}", []).append(float(mel(y, x)))
+                stage_codes.setdefault(n, []).append(idx[0, n - 1].cpu())
                 if n == stages[-1]:
                     recon.append(y[0].float().cpu())
                 if want_pesq:
@@ -117,7 +123,11 @@ def validate(generator: nn.Module, clips: list[Tensor], stages: list[int], sampl
                         metrics.setdefault(f"valid/{k}_s{n}", []).append(v)
     finally:
         generator.train(was_training)
-    return {k: sum(v) / len(v) for k, v in metrics.items() if v}, recon
+    out = {k: sum(v) / len(v) for k, v in metrics.items() if v}
+    for n, codes in stage_codes.items():  # entropy of stage n's own codes: 0 bits means collapse
+        flat = torch.cat(codes)
+        out[f"valid/code_bits_stage{n}"] = code_usage(flat, int(flat.max()) + 1)["entropy_bits"]
+    return out, recon
 
 
 def _perceptual(ref, deg, sample_rate: int) -> dict[str, float]:

@@ -163,3 +163,27 @@ def test_invalid_levels_are_refused() -> None:
         FSQ([])
     with pytest.raises(ValueError):
         FSQ([8, 1])
+
+
+def test_regularizers_flag_collapse_and_saturation() -> None:
+    from fsq_audio.quantize import FSQ
+
+    q = FSQ([8, 5, 5, 5])
+    spread = torch.linspace(-1.2, 1.2, 4000).repeat(1, 4, 1)  # every level used
+    usage, saturation = q.regularizers(spread)
+    assert float(usage) < 0.1 and float(saturation) == 0.0
+    stuck = torch.full((2, 4, 100), 4.0, requires_grad=True)  # one corner code, deep in tanh's tail
+    usage, saturation = q.regularizers(stuck)
+    assert float(usage.detach()) > 0.85 and float(saturation.detach()) > 1.0
+    (usage + saturation).backward()
+    assert float(stuck.grad.min()) > 0  # the saturation penalty still pulls every value back
+
+
+@pytest.mark.parametrize("levels", [[8, 8, 8, 5, 5, 5], [2] * 33])  # int32 fast path and int64 fallback
+def test_indices_round_trip_on_both_index_paths(levels: list[int]) -> None:
+    q = FSQ(levels)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, q.codebook_size, (3, 500), generator=g, dtype=torch.int64)
+    codes = q.indices_to_codes(idx)
+    assert torch.equal(codes, q.level_indices_to_codes(q.indices_to_level_indices(idx)))
+    assert torch.equal(q.codes_to_indices(codes), idx)

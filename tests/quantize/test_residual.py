@@ -9,13 +9,17 @@ from fsq_audio.quantize import ResidualFSQ
 
 
 def identity_rfsq(levels: list[int], stages: int, stage_dropout: float = 0.0) -> ResidualFSQ:
-    """A ResidualFSQ with dim == len(levels) and identity 1x1 projections (tests the residual mechanism)."""
+    """A ResidualFSQ with dim == len(levels) and diagonal 1x1 projections that zoom stage k in by
+    (L-1)^k and back out (the scales a trained model's projections learn; tests the residual mechanism)."""
     d = len(levels)
     q = ResidualFSQ(levels, stages, d, stage_dropout)
+    lv = torch.tensor(levels, dtype=torch.float32)
     with torch.no_grad():
-        for conv in [*q.project_in, *q.project_out]:
-            conv.weight.copy_(torch.eye(d).unsqueeze(-1))
-            conv.bias.zero_()
+        for k in range(stages):
+            q.project_in[k].weight.copy_(torch.diag((lv - 1) ** k).unsqueeze(-1))
+            q.project_out[k].weight.copy_(torch.diag((lv - 1) ** -k).unsqueeze(-1))
+            q.project_in[k].bias.zero_()
+            q.project_out[k].bias.zero_()
     return q
 
 
@@ -40,11 +44,17 @@ def test_reconstruction_error_shrinks_with_each_stage(levels: list[int]) -> None
     assert mse[-1] < mse[0] / 30
 
 
-def test_stage_scales_follow_levels() -> None:
-    q = ResidualFSQ([8, 5, 5, 5], 3, 16)
-    lv = torch.tensor([8.0, 5, 5, 5])
-    for k in range(3):
-        assert torch.allclose(q.scales[k], (lv - 1) ** -k)
+def test_fresh_stages_are_not_saturated() -> None:
+    """Regression: a fixed (L-1)^-k input scaling saturated tanh in every later stage at
+    initialisation, and training collapsed those stages to one code."""
+    torch.manual_seed(0)
+    q = ResidualFSQ([8, 8, 8, 5, 5, 5], 6, 64)
+    z = torch.nn.functional.layer_norm(torch.randn(4, 64, 200).transpose(1, 2), (64,)).transpose(1, 2)
+    with torch.no_grad():
+        _, idx, aux = q(z, return_aux=True)
+    for k in range(6):
+        assert idx[:, k].unique().numel() > 50, k
+    assert float(aux["quant/saturation"]) < 0.05
 
 
 def test_indices_of_fewer_stages_are_a_prefix() -> None:
