@@ -36,6 +36,23 @@ class ResidualFSQ(nn.Module):
         d = self.fsq.dim
         self.project_in = nn.ModuleList(nn.Conv1d(dim, d, 1) for _ in range(num_stages))
         self.project_out = nn.ModuleList(nn.Conv1d(d, dim, 1) for _ in range(num_stages))
+        self._init_projections()
+
+    @torch.no_grad()
+    def _init_projections(self, in_gain: float = 2.0, later_out_gain: float = 0.1) -> None:
+        """Start with codes spread over the levels and later stages nearly silent.
+
+        PyTorch's default init maps a unit-scale latent to about +-0.6 before tanh, i.e. only the
+        two or three middle levels of each dimension; `in_gain` widens that. Later stages start
+        with their output projection scaled by `later_out_gain`, so their still-meaningless codes
+        do not drown stage 1 in noise (measured: with default init, decoding all 6 stages was
+        worse than stage 1 alone after 500 steps); they grow as training finds them useful.
+        """
+        for conv in self.project_in:
+            conv.weight.mul_(in_gain)
+        for conv in list(self.project_out)[1:]:
+            conv.weight.mul_(later_out_gain)
+            conv.bias.zero_()
 
     @property
     def codebook_size(self) -> int:

@@ -54,7 +54,7 @@ def test_fresh_stages_are_not_saturated() -> None:
         _, idx, aux = q(z, return_aux=True)
     for k in range(6):
         assert idx[:, k].unique().numel() > 50, k
-    assert float(aux["quant/saturation"]) < 0.05
+    assert float(aux["quant/saturation"]) < 0.2  # the old scaling gave ~1e8
 
 
 def test_indices_of_fewer_stages_are_a_prefix() -> None:
