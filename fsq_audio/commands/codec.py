@@ -25,7 +25,11 @@ def add_compress_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-s", "--stages", type=int, help="residual stages to keep (default: all)")
     g.add_argument("-b", "--bitrate", type=float, help="target kbps: the most stages that fit")
-    p.add_argument("--lm", help="entropy-code the tokens with this token LM (smaller files, slower)")
+    p.add_argument("--entropy", choices=("fixed", "lm"), default=None,
+                   help="fixed: fixed-width codes (default); lm: arithmetic-code them with a token LM's "
+                        "next-token probabilities (smaller files, slower; the LM is needed to decompress)")
+    p.add_argument("--lm", help="token LM for --entropy lm (name or directory; default: the LM shipped for "
+                                "the model; giving --lm implies --entropy lm)")
     _common(p)
 
 
@@ -33,7 +37,8 @@ def add_decompress_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help=".fsqa files or folders")
     p.add_argument("-m", "--model", help="model (default: the model named in the stream, if installed)")
     p.add_argument("-r", "--sample-rate", type=int, help="output sample rate (default: the original's)")
-    p.add_argument("--lm", help="token LM for entropy-coded streams")
+    p.add_argument("--lm", help="token LM of entropy-coded streams (default: an installed LM whose "
+                                "identity matches the stream's)")
     _common(p)
 
 
@@ -93,12 +98,34 @@ def _os_error(exc: OSError) -> str:
     return " ".join(f"{name}{exc.strerror or exc}".split())
 
 
-def _load_lm(path: str | None, codec):
-    if not path:
-        return None
+def _load_lm(name: str | None, codec):
+    """The LM entropy coder for `compress --entropy lm`: `name`, else an installed LM trained on `codec`."""
     from fsq_audio.lm.entropy import LMEntropyCoder
+    from fsq_audio.lm.release import find_lm_for_codec, resolve_lm
 
-    return LMEntropyCoder.from_pretrained(path, codec)
+    if name is None:
+        found = find_lm_for_codec(codec.model_id)
+        if found is None:
+            raise FsqAudioError(f"--entropy lm: no installed token LM was trained on {codec.model_id}; "
+                                f"pass --lm DIR (train one with fsq-audio lm-train)")
+        return LMEntropyCoder.from_pretrained(found, codec)
+    return LMEntropyCoder.from_pretrained(resolve_lm(name), codec)
+
+
+def _stream_lm(path: Path, name: str | None, codec):
+    """The LM coder a .fsqa file needs to decode (None for fixed-width streams)."""
+    from fsq_audio.lm.entropy import LMEntropyCoder
+    from fsq_audio.lm.release import find_lm_for_codec, resolve_lm
+
+    header = bitstream.read_header(path)
+    if header.entropy != "lm":
+        return None
+    if name is not None:
+        return LMEntropyCoder.from_pretrained(resolve_lm(name), codec)
+    found = find_lm_for_codec(header.model_id)
+    if found is None:
+        raise FsqAudioError(f"{path}: entropy-coded with LM {header.lm_id}, which is not installed; pass --lm DIR")
+    return LMEntropyCoder.from_pretrained(found, codec)
 
 
 def run_compress(args: argparse.Namespace) -> int:
@@ -112,7 +139,9 @@ def run_compress(args: argparse.Namespace) -> int:
     stages = args.stages
     if args.bitrate is not None:
         stages = codec.stages_for_bitrate(args.bitrate * 1000)
-    coder = _load_lm(args.lm, codec)
+    if args.entropy == "fixed" and args.lm:
+        raise FsqAudioError("--lm is for --entropy lm; drop one of them")
+    coder = _load_lm(args.lm, codec) if (args.entropy == "lm" or args.lm) else None
     return _batch(pairs, lambda s, d: compress_file(s, d, codec, stages, args.force, coder), args.quiet, "compress")
 
 
@@ -122,9 +151,19 @@ def run_decompress(args: argparse.Namespace) -> int:
 
     pairs = plan_outputs(args.inputs, args.output, (".fsqa",), ".wav")
     codec = Codec.from_pretrained(args.model) if args.model else None
-    coder = _load_lm(args.lm, codec) if args.lm else None
-    return _batch(pairs, lambda s, d: decompress_file(s, d, codec, args.force, args.sample_rate, coder),
-                  args.quiet, "decompress")
+    coders: dict = {}  # one LM load per distinct LM among the inputs
+
+    def job(src: Path, dst: Path) -> None:
+        if not src.is_file() or src.suffix.lower() != ".fsqa":
+            coder = None  # decompress_file reports the problem
+        else:
+            key = bitstream.read_header(src).lm_id
+            if key not in coders:
+                coders[key] = _stream_lm(src, args.lm, codec)
+            coder = coders[key]
+        decompress_file(src, dst, codec, args.force, args.sample_rate, coder)
+
+    return _batch(pairs, job, args.quiet, "decompress")
 
 
 def stream_info(path: str) -> dict:

@@ -30,6 +30,7 @@ from fsq_audio.lm.config import LMConfig
 from fsq_audio.lm.model import TokenLM
 
 FORMAT_VERSION = 1
+DEFAULT_LM = "fsq-lm-cpu"  # the shipped LM of the default codec (pretrained/fsq-lm-cpu)
 
 
 def lm_identity(config: LMConfig, weights: bytes) -> str:
@@ -106,3 +107,34 @@ def check_codec(config: LMConfig, codec_id: str, what: str = "LM") -> None:
     if config.codec_id != codec_id:
         raise ModelError(f"{what} {config.name} was trained on tokens of codec {config.codec_id}, "
                          f"not {codec_id}; pass the matching --model or LM")
+
+
+def resolve_lm(name_or_dir: str | os.PathLike | None) -> Path:
+    """An LM release directory from a path or a name in the model search path (None: DEFAULT_LM)."""
+    from fsq_audio.checkpoint import model_search_path
+
+    name = str(name_or_dir) if name_or_dir is not None else DEFAULT_LM
+    if Path(name).is_dir():
+        return Path(name)
+    for root in model_search_path():
+        if (root / name / "config.json").is_file():
+            return root / name
+    where = ", ".join(map(str, model_search_path()))
+    if name_or_dir is None:
+        raise ModelError(f"default LM '{name}' is not installed (searched {where}); pass --lm DIR")
+    raise ModelError(f"LM '{name}' not found (not a directory, nor in {where})")
+
+
+def find_lm_for_codec(codec_id: str) -> Path | None:
+    """The first installed LM release (model search path) trained on codec `codec_id`, if any."""
+    from fsq_audio.checkpoint import model_search_path
+
+    for root in model_search_path():
+        for config in sorted(root.glob("*/config.json")) if root.is_dir() else []:
+            try:
+                meta = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(meta, dict) and meta.get("kind") == "lm" and meta.get("codec_model_id") == codec_id:
+                return config.parent
+    return None

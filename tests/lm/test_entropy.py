@@ -101,3 +101,26 @@ def test_cli_compress_decompress_with_lm(tmp_path, codec_dir, tiny_lm_dir, speec
     assert main(["decompress", str(out), "-m", str(codec_dir), "--lm", str(tiny_lm_dir),
                  "-o", str(tmp_path / "x.wav"), "-q"]) == 0
     assert main(["decompress", str(out), "-m", str(codec_dir), "-o", str(tmp_path / "y.wav"), "-q"]) == 1
+
+
+def test_cli_entropy_lm_finds_installed_lm(tmp_path, monkeypatch, capsys, codec_dir, tiny_lm_dir, speech_clip):
+    """`--entropy lm` without --lm uses an installed LM trained on the codec; decompress finds it too."""
+    import shutil
+
+    from fsq_audio.cli import main
+
+    out = tmp_path / "x.fsqa"
+    monkeypatch.setenv("FSQ_AUDIO_MODELS", str(tmp_path / "models"))
+    assert main(["compress", str(speech_clip), "-m", str(codec_dir), "--entropy", "lm", "-o", str(out), "-q"]) == 1
+    assert "no installed token LM was trained on" in capsys.readouterr().err
+    assert not out.exists()
+    shutil.copytree(tiny_lm_dir, tmp_path / "models" / "my-lm")
+    assert main(["compress", str(speech_clip), "-m", str(codec_dir), "--entropy", "lm", "-o", str(out), "-q"]) == 0
+    assert bitstream.read_header(out).entropy == "lm"
+    assert main(["decompress", str(out), "-m", str(codec_dir), "-o", str(tmp_path / "x.wav"), "-q"]) == 0
+    assert main(["compress", str(speech_clip), "-m", str(codec_dir), "--entropy", "fixed", "--lm", "my-lm",
+                 "-o", str(tmp_path / "y.fsqa"), "-q"]) == 1
+    assert "--lm is for --entropy lm" in capsys.readouterr().err
+    assert main(["compress", str(speech_clip), "-m", str(codec_dir), "--lm", "my-lm",  # by name
+                 "-o", str(tmp_path / "z.fsqa"), "-q"]) == 0
+    assert bitstream.read_header(tmp_path / "z.fsqa").entropy == "lm"
