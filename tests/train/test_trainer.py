@@ -92,6 +92,18 @@ def test_export_loads_and_compresses(tmp_path, speech_dir):
     assert sf.info(str(tmp_path / "x.wav")).frames == sf.info(str(wav)).frames
 
 
+def test_milestone_exports_keep_the_model_card(tmp_path, speech_dir):
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "README.md").write_text("# model card\n")
+    cfg = tiny_config(tmp_path / "run", speech_dir, max_steps=2, save_every=0, valid_every=0,
+                      export_every=1, export_dir=str(release))
+    train(cfg)
+    assert (release / "README.md").read_text() == "# model card\n"
+    assert Codec.from_pretrained(str(release)).config.name == "tiny"
+    assert not release.with_name("release.tmp").exists() and not release.with_name("release.old").exists()
+
+
 def test_unknown_key_fails(tmp_path):
     with pytest.raises(Exception, match="unknown config key"):
         load_train_config(TINY, ["model.nope=1"])
