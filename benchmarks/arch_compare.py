@@ -50,13 +50,18 @@ def train_variant(name: str, overrides: list[str], args: argparse.Namespace) -> 
     for o in overrides:
         cmd += ["--set", o]
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = open(run_dir.parent / f"{name}.log", "w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    with open(run_dir.parent / f"{name}.log", "w") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
 
 
 def train_all(args: argparse.Namespace) -> None:
     """Train the variants `--parallel` at a time, each for `--minutes` of wall time."""
-    pending = [n for n in args.variants if not (Path(args.runs) / n / "release" / "config.json").exists()]
+    done = [n for n in args.variants if (Path(args.runs) / n / "release" / "config.json").exists()]
+    if done and not args.reuse:
+        raise SystemExit(f"{args.runs} already holds trained variants ({', '.join(done)}): "
+                         f"pass --reuse to score them again, or remove the folder to retrain")
+    pending = [n for n in args.variants if n not in done]
     while pending:
         batch, pending = pending[: args.parallel], pending[args.parallel:]
         procs = {n: train_variant(n, VARIANTS[n], args) for n in batch}
@@ -129,6 +134,7 @@ def main() -> None:
     p.add_argument("--data", default=str(DEV_DATA_DIR))
     p.add_argument("--clips", type=int, default=24)
     p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--reuse", action="store_true", help="score variants already trained in --runs")
     p.add_argument("-o", "--out", default=None, help="write the rows as JSON here")
     args = p.parse_args()
     train_all(args)
@@ -138,11 +144,13 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"minutes": args.minutes, "threads": args.threads,
                                               "parallel": args.parallel, "rows": rows}, indent=2))
-    cols = ["variant", "params_M", "steps", "mel_l1_s1", "pesq_wb_s1", "stoi_s1", "code_bits_s1",
-            "mel_l1_s6", "pesq_wb_s6", "stoi_s6", "encode_xrt_1t", "decode_xrt_1t"]
+    cols = ["variant", "params_M", "steps", "mel_l1_s1", "pesq_wb_s1", "stoi_s1", "code_bits_s1"]
+    cols += [k for k in rows[0] if k.endswith(tuple(f"_s{n}" for n in range(2, 65)))]
+    cols += ["encode_xrt_1t", "decode_xrt_1t"]
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     print(f"budget: {args.minutes} min of training per variant on {args.threads} thread(s), {args.parallel} at a time")
     print(markdown_table(cols, [[fmt(r.get(c, "")) for c in cols] for r in rows]))
+
 
 if __name__ == "__main__":
     main()

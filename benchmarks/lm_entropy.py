@@ -1,14 +1,14 @@
-"""Bitrate of LM entropy coding (`fsq-audio compress --lm`) vs fixed-width packing, per stage count.
+"""Bitrate of LM entropy coding (`fsq-audio compress --entropy lm`) vs fixed-width packing, per stage count.
 
 For every audio file of a folder, the codec's tokens are computed once (all stages, the same
 canonical windows as `compress`); then, for each stage count, the payload of the fixed-width
 stream and of the LM's arithmetic-coded stream are measured (headers excluded: they are the
-same size for both). The LM stream is the one `compress --lm` writes; `--verify` also decodes
+same size for both). The LM stream is the one `compress --entropy lm` writes; `--verify` also decodes
 it and checks that the tokens come back exactly.
 
 Run (the number recorded in docs/results.md)::
 
-    python benchmarks/lm_entropy.py --model pretrained/fsq-speech-16k --lm pretrained/fsq-lm-small \\
+    python benchmarks/lm_entropy.py --model pretrained/fsq-speech-16k --lm pretrained/fsq-lm-cpu \\
         --data ../shared/data/dev --verify --out runs/bench/lm_entropy.json
 """
 

@@ -26,7 +26,8 @@ from fsq_audio.config import CodecConfig, from_dict, to_dict
 from fsq_audio.errors import ConfigError, ModelError
 from fsq_audio.fileio import atomic_write_bytes, atomic_write_text
 
-FORMAT_VERSION = 1
+# 2: residual FSQ without the fixed (L-1)^-k stage input scaling of 1 (same keys, other meaning)
+FORMAT_VERSION = 2
 DEFAULT_MODEL = "fsq-speech-16k"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 
@@ -38,14 +39,22 @@ def model_search_path() -> list[Path]:
     return paths
 
 
-def resolve_model(name_or_dir: str | os.PathLike | None) -> Path:
-    """The release directory for a path or a model name (None: the default shipped model)."""
-    name = str(name_or_dir) if name_or_dir is not None else os.environ.get("FSQ_AUDIO_MODEL", DEFAULT_MODEL)
+def find_release(name: str) -> Path | None:
+    """`name` itself if it is a directory, else the first search-path folder `name` with a config.json."""
     if Path(name).is_dir():
         return Path(name)
     for root in model_search_path():
         if (root / name / "config.json").is_file():
             return root / name
+    return None
+
+
+def resolve_model(name_or_dir: str | os.PathLike | None) -> Path:
+    """The release directory for a path or a model name (None: the default shipped model)."""
+    name = str(name_or_dir) if name_or_dir is not None else os.environ.get("FSQ_AUDIO_MODEL", DEFAULT_MODEL)
+    found = find_release(name)
+    if found is not None:
+        return found
     if name_or_dir is None:
         raise ModelError(f"default model '{name}' is not installed; pass --model DIR")
     raise ModelError(f"model '{name}' not found (not a directory, nor in {', '.join(map(str, model_search_path()))})")
@@ -92,6 +101,34 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     return directory
 
 
+RELEASE_FILES = ("config.json", "model.safetensors", "SHA256SUMS")
+
+
+def replace_release(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
+    """Write `model`'s release into `directory`, replacing an older one in one rename.
+
+    The new release is written next to it first; files of the old release that are not part of
+    a release (the model card README.md, samples) are carried over, so re-exporting a model at
+    each training milestone never deletes its card.
+    """
+    import shutil
+
+    out = Path(directory)
+    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_pretrained(model, tmp)
+    if out.is_dir():
+        for item in out.iterdir():
+            if item.name not in RELEASE_FILES:
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
 def read_config(directory: str | os.PathLike) -> CodecConfig:
     """Parse and validate a release's config.json (unknown keys are refused)."""
     path = Path(directory) / "config.json"
@@ -108,6 +145,9 @@ def read_config(directory: str | os.PathLike) -> CodecConfig:
     unknown = sorted(set(meta) - {"format_version", "package_version", "kind", "config"})
     if unknown:
         raise ModelError(f"{path}: unknown key(s) {', '.join(map(str, unknown))}")
+    if meta.get("format_version") == 1:
+        raise ModelError(f"{path}: format_version 1 (fsq_audio 0.1, whose residual stages were scaled "
+                         f"differently) is not supported by this fsq_audio {__version__}; retrain or re-export")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ModelError(f"{path}: format_version {meta.get('format_version')!r} not supported "
                          f"(this fsq_audio reads {FORMAT_VERSION})")

@@ -171,7 +171,11 @@ def _export(module: nn.Module, example: Tensor, path: Path, names: tuple[str, st
             raise FsqAudioError(f"ONNX export of {path.name} failed (opset {opset}): "
                                 f"{type(exc).__name__}: {text}") from exc
         model = onnx.load(str(tmp))
-        onnx.checker.check_model(model)
+        try:
+            onnx.checker.check_model(model)
+        except onnx.checker.ValidationError as exc:
+            raise FsqAudioError(f"ONNX export of {path.name}: the graph does not validate (opset {opset}): "
+                                f"{(str(exc).strip().splitlines() or [''])[0][:300]}") from exc
         onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in meta.items()})
         onnx.save(model, str(tmp))
 
@@ -191,10 +195,10 @@ def export_onnx(codec: nn.Module, output: str | Path, opset: int = DEFAULT_OPSET
     if codec.device.type != "cpu" or next(codec.parameters()).dtype != torch.float32:
         raise FsqAudioError("ONNX export needs a float32 codec on CPU")
     out = Path(output)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise FsqAudioError(f"{out}: exists (use --force to replace)")
     if out.exists() and not out.is_dir():
-        raise FsqAudioError(f"{out}: not a directory")
+        raise FsqAudioError(f"{out}: exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FsqAudioError(f"{out}: exists (use --force to replace)")
     meta = metadata(codec, opset)
     out.mkdir(parents=True, exist_ok=True)
     (out / "onnx.json").unlink(missing_ok=True)  # written last: marks a complete export

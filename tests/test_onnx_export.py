@@ -34,6 +34,7 @@ def speech(speech_clip: Path) -> np.ndarray:
 @pytest.fixture(scope="module", params=["istft", "conv"])
 def exported(request, speech: np.ndarray, tmp_path_factory) -> tuple[Codec, Path]:
     """(codec, directory of its ONNX export), for both decoder types."""
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     codec = make_codec(speech, decoder=request.param)
     return codec, export_onnx(codec, tmp_path_factory.mktemp(f"onnx_{request.param}"))
@@ -107,6 +108,7 @@ def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
 
 
 def test_cli_exports_checks_and_refuses_existing(capsys, tmp_path: Path, tiny_model_dir: Path) -> None:
+    pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
     out = tmp_path / "onnx"
     code, stdout, err = run_cli(capsys, "export-onnx", "--model", tiny_model_dir, "-o", out)

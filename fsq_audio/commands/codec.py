@@ -28,8 +28,8 @@ def add_compress_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--entropy", choices=("fixed", "lm"), default=None,
                    help="fixed: fixed-width codes (default); lm: arithmetic-code them with a token LM's "
                         "next-token probabilities (smaller files, slower; the LM is needed to decompress)")
-    p.add_argument("--lm", help="token LM for --entropy lm (name or directory; default: the LM shipped for "
-                                "the model; giving --lm implies --entropy lm)")
+    p.add_argument("--lm", help="token LM for --entropy lm (directory or installed name; default: the first "
+                                "installed LM trained on the model; giving --lm implies --entropy lm)")
     _common(p)
 
 
@@ -37,8 +37,8 @@ def add_decompress_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help=".fsqa files or folders")
     p.add_argument("-m", "--model", help="model (default: the model named in the stream, if installed)")
     p.add_argument("-r", "--sample-rate", type=int, help="output sample rate (default: the original's)")
-    p.add_argument("--lm", help="token LM of entropy-coded streams (default: an installed LM whose "
-                                "identity matches the stream's)")
+    p.add_argument("--lm", help="token LM of entropy-coded streams (directory or installed name; default: "
+                                "the installed LM whose identity the stream names)")
     _common(p)
 
 
@@ -98,34 +98,16 @@ def _os_error(exc: OSError) -> str:
     return " ".join(f"{name}{exc.strerror or exc}".split())
 
 
-def _load_lm(name: str | None, codec):
-    """The LM entropy coder for `compress --entropy lm`: `name`, else an installed LM trained on `codec`."""
+def _lm_coder(codec, name: str | None, codec_id: str, lm_id: str | None, missing: str):
+    """The LM entropy coder: `name` (directory or installed name), else the installed LM trained on
+    `codec_id` (with identity `lm_id` when given); FsqAudioError(`missing`) when there is none."""
     from fsq_audio.lm.entropy import LMEntropyCoder
-    from fsq_audio.lm.release import find_lm_for_codec, resolve_lm
+    from fsq_audio.lm.release import find_lm, resolve_lm
 
-    if name is None:
-        found = find_lm_for_codec(codec.model_id)
-        if found is None:
-            raise FsqAudioError(f"--entropy lm: no installed token LM was trained on {codec.model_id}; "
-                                f"pass --lm DIR (train one with fsq-audio lm-train)")
-        return LMEntropyCoder.from_pretrained(found, codec)
-    return LMEntropyCoder.from_pretrained(resolve_lm(name), codec)
-
-
-def _stream_lm(path: Path, name: str | None, codec):
-    """The LM coder a .fsqa file needs to decode (None for fixed-width streams)."""
-    from fsq_audio.lm.entropy import LMEntropyCoder
-    from fsq_audio.lm.release import find_lm_for_codec, resolve_lm
-
-    header = bitstream.read_header(path)
-    if header.entropy != "lm":
-        return None
-    if name is not None:
-        return LMEntropyCoder.from_pretrained(resolve_lm(name), codec)
-    found = find_lm_for_codec(header.model_id)
-    if found is None:
-        raise FsqAudioError(f"{path}: entropy-coded with LM {header.lm_id}, which is not installed; pass --lm DIR")
-    return LMEntropyCoder.from_pretrained(found, codec)
+    path = resolve_lm(name) if name is not None else find_lm(codec_id, lm_id)
+    if path is None:
+        raise FsqAudioError(missing)
+    return LMEntropyCoder.from_pretrained(path, codec)
 
 
 def run_compress(args: argparse.Namespace) -> int:
@@ -134,14 +116,18 @@ def run_compress(args: argparse.Namespace) -> int:
 
     if args.bitrate is not None and not (math.isfinite(args.bitrate) and args.bitrate > 0):
         raise FsqAudioError(f"--bitrate must be a positive number of kbps, got {args.bitrate}")
+    if args.entropy == "fixed" and args.lm:
+        raise FsqAudioError("--lm is for --entropy lm; drop one of them")
     pairs = plan_outputs(args.inputs, args.output, audio.AUDIO_EXTENSIONS, ".fsqa")
     codec = Codec.from_pretrained(args.model)
     stages = args.stages
     if args.bitrate is not None:
         stages = codec.stages_for_bitrate(args.bitrate * 1000)
-    if args.entropy == "fixed" and args.lm:
-        raise FsqAudioError("--lm is for --entropy lm; drop one of them")
-    coder = _load_lm(args.lm, codec) if (args.entropy == "lm" or args.lm) else None
+    coder = None
+    if args.entropy == "lm" or args.lm:
+        coder = _lm_coder(codec, args.lm, codec.model_id, None,
+                          f"--entropy lm: no installed token LM was trained on {codec.model_id}; "
+                          f"pass --lm DIR (train one with fsq-audio lm-train)")
     return _batch(pairs, lambda s, d: compress_file(s, d, codec, stages, args.force, coder), args.quiet, "compress")
 
 
@@ -154,13 +140,15 @@ def run_decompress(args: argparse.Namespace) -> int:
     coders: dict = {}  # one LM load per distinct LM among the inputs
 
     def job(src: Path, dst: Path) -> None:
-        if not src.is_file() or src.suffix.lower() != ".fsqa":
-            coder = None  # decompress_file reports the problem
-        else:
-            key = bitstream.read_header(src).lm_id
-            if key not in coders:
-                coders[key] = _stream_lm(src, args.lm, codec)
-            coder = coders[key]
+        coder = None
+        if src.is_file():  # decompress_file reports missing and malformed inputs
+            header = bitstream.read_header(src)
+            if header.entropy == "lm":
+                if header.lm_id not in coders:
+                    coders[header.lm_id] = _lm_coder(
+                        codec, args.lm, header.model_id, header.lm_id,
+                        f"{src}: entropy-coded with LM {header.lm_id}, which is not installed; pass --lm DIR")
+                coder = coders[header.lm_id]
         decompress_file(src, dst, codec, args.force, args.sample_rate, coder)
 
     return _batch(pairs, job, args.quiet, "decompress")

@@ -30,7 +30,6 @@ from fsq_audio.lm.config import LMConfig
 from fsq_audio.lm.model import TokenLM
 
 FORMAT_VERSION = 1
-DEFAULT_LM = "fsq-lm-cpu"  # the shipped LM of the default codec (pretrained/fsq-lm-cpu)
 
 
 def lm_identity(config: LMConfig, weights: bytes) -> str:
@@ -109,24 +108,20 @@ def check_codec(config: LMConfig, codec_id: str, what: str = "LM") -> None:
                          f"not {codec_id}; pass the matching --model or LM")
 
 
-def resolve_lm(name_or_dir: str | os.PathLike | None) -> Path:
-    """An LM release directory from a path or a name in the model search path (None: DEFAULT_LM)."""
-    from fsq_audio.checkpoint import model_search_path
+def resolve_lm(name_or_dir: str | os.PathLike) -> Path:
+    """An LM release directory from a path or a name in the model search path."""
+    from fsq_audio.checkpoint import find_release, model_search_path
 
-    name = str(name_or_dir) if name_or_dir is not None else DEFAULT_LM
-    if Path(name).is_dir():
-        return Path(name)
-    for root in model_search_path():
-        if (root / name / "config.json").is_file():
-            return root / name
-    where = ", ".join(map(str, model_search_path()))
-    if name_or_dir is None:
-        raise ModelError(f"default LM '{name}' is not installed (searched {where}); pass --lm DIR")
-    raise ModelError(f"LM '{name}' not found (not a directory, nor in {where})")
+    found = find_release(str(name_or_dir))
+    if found is None:
+        where = ", ".join(map(str, model_search_path()))
+        raise ModelError(f"LM '{name_or_dir}' not found (not a directory, nor in {where})")
+    return found
 
 
-def find_lm_for_codec(codec_id: str) -> Path | None:
-    """The first installed LM release (model search path) trained on codec `codec_id`, if any."""
+def find_lm(codec_id: str, lm_id: str | None = None) -> Path | None:
+    """The first installed LM (model search path, sorted by name) trained on codec `codec_id`;
+    with `lm_id`, only the LM with exactly that identity (name and weights)."""
     from fsq_audio.checkpoint import model_search_path
 
     for root in model_search_path():
@@ -135,6 +130,15 @@ def find_lm_for_codec(codec_id: str) -> Path | None:
                 meta = json.loads(config.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if isinstance(meta, dict) and meta.get("kind") == "lm" and meta.get("codec_model_id") == codec_id:
+            if not (isinstance(meta, dict) and meta.get("kind") == "lm" and meta.get("codec_model_id") == codec_id):
+                continue
+            if lm_id is None:
                 return config.parent
+            try:
+                lm_config = read_lm_config(config.parent)
+                if lm_id.startswith(lm_config.name + "-") and lm_identity(
+                        lm_config, (config.parent / "model.safetensors").read_bytes()) == lm_id:
+                    return config.parent
+            except (ModelError, OSError):
+                continue
     return None

@@ -114,7 +114,8 @@ class Codec(nn.Module):
         return compute_model_id(self)
 
     # ------------------------------------------------------------------ training
-    def forward(self, wav: Tensor, n_stages: int | None = None, return_aux: bool = False):
+    def forward(self, wav: Tensor, n_stages: int | None = None,
+                return_aux: bool = False) -> tuple[Tensor, Tensor] | tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Reconstruct (B, 1, T) audio (training path, no windowing).
 
         Returns:

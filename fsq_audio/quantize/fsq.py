@@ -38,8 +38,9 @@ class FSQ(nn.Module):
         basis = torch.cumprod(torch.tensor([1] + self.levels_list[:-1], dtype=torch.int64), 0)
         self.register_buffer("_levels", lv, persistent=False)
         self.register_buffer("_basis", basis, persistent=False)
-        # int32 copies for index -> code decoding (about 15% faster than int64 on CPU), and
-        # the half widths as a float column; every codebook that fits int32 uses them
+        # int32 copies for index -> code decoding (int64 division made it 0.87x vq-pytorch's,
+        # int32 1.2-1.3x; docs/benchmarks.md), and the half widths as a float column; every
+        # codebook that fits int32 uses them
         self._int32_ok = math.prod(self.levels_list) < 2**31
         self.register_buffer("_levels32", lv.to(torch.int32).view(1, -1, 1), persistent=False)
         self.register_buffer("_basis32", basis.to(torch.int32).view(1, -1, 1), persistent=False)
@@ -56,12 +57,16 @@ class FSQ(nn.Module):
     def _col(self, t: Tensor, like: Tensor) -> Tensor:
         return t.to(like.device, like.dtype).view(1, -1, 1)
 
-    def bound(self, z: Tensor) -> Tensor:
-        """Squash (B, D, F) latents into (-(L-1)/2 - offset, (L-1)/2 - offset) per dimension."""
-        levels = self._col(self._levels, z)
+    def _bound_params(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(shift, half_l, offset) columns of `bound`: tanh(z + shift) * half_l - offset."""
+        levels = self._col(self._levels, like)
         half_l = (levels - 1) * (1 + self.eps) / 2
         offset = torch.where(levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half_l)
+        return torch.atanh(offset / half_l), half_l, offset
+
+    def bound(self, z: Tensor) -> Tensor:
+        """Squash (B, D, F) latents into (-(L-1)/2 - offset, (L-1)/2 - offset) per dimension."""
+        shift, half_l, offset = self._bound_params(z)
         return torch.tanh(z + shift) * half_l - offset
 
     def regularizers(self, z: Tensor, temperature: float = 0.25, knee: float = 2.0) -> tuple[Tensor, Tensor]:
@@ -75,10 +80,8 @@ class FSQ(nn.Module):
         """
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z.float()
-            levels = self._col(self._levels, z)
-            half_l = (levels - 1) * (1 + self.eps) / 2
-            offset = torch.where(levels % 2 == 0, 0.5, 0.0)
-            u = z + torch.atanh(offset / half_l)
+            shift, half_l, offset = self._bound_params(z)
+            u = z + shift
             saturation = torch.relu(u.abs() - knee).square().mean()
             bounded = torch.tanh(u) * half_l - offset  # rounds to integers in [-(L // 2), (L - 1) // 2]
             terms = []

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from pathlib import Path
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from fsq_audio.checkpoint import replace_release
 from fsq_audio.errors import ConfigError, FsqAudioError, ModelError
 from fsq_audio.models.codec import Codec
 from fsq_audio.train import checkpoints
@@ -19,6 +19,8 @@ def export_run(run_dir: str, output: str, checkpoint: str | None = None, use_ema
                name: str | None = None, force: bool = False) -> Path:
     """Load the generator of `checkpoint` (default: latest) and write it to `output`."""
     out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise FsqAudioError(f"{out}: exists and is not a directory")
     if out.exists() and any(out.iterdir()) and not force:
         raise FsqAudioError(f"{out}: exists (use --force to replace)")
     config = load_resolved(run_dir)
@@ -35,10 +37,4 @@ def export_run(run_dir: str, output: str, checkpoint: str | None = None, use_ema
     full = gen.state_dict()
     full.update(state)
     gen.load_state_dict(full, strict=True)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    gen.save_pretrained(str(tmp))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return out
+    return replace_release(gen, out)

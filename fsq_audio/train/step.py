@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from fsq_audio.config import TrainConfig
 from fsq_audio.losses.adversarial import discriminator_loss, feature_matching_loss, generator_loss
-from fsq_audio.quantize.fsq import code_usage
 from fsq_audio.losses.spectral import MelDistance, MultiResolutionSTFTLoss, MultiScaleMelLoss
+from fsq_audio.quantize.fsq import code_usage
 
 
 @dataclass
@@ -100,7 +100,10 @@ def validate(generator: nn.Module, clips: list[Tensor], stages: list[int], sampl
     """Mel distance (and PESQ-WB/STOI when installed) of the training forward on fixed clips.
 
     Returns:
-        (metrics {"valid/mel_s{n}", ...}, reconstructions at full stages for logging).
+        (metrics, reconstructions at full stages for logging). Metrics: "valid/mel_s{n}",
+        "valid/pesq_wb_s{n}", "valid/stoi_s{n}" decoded from n stages, and
+        "valid/code_bits_stage{n}", the entropy in bits of stage n's own codes over the clips
+        (0 means the stage collapsed to one code; at most log2(codebook size)).
     """
     device = next(generator.parameters()).device
     was_training = generator.training
@@ -126,7 +129,7 @@ def validate(generator: nn.Module, clips: list[Tensor], stages: list[int], sampl
     out = {k: sum(v) / len(v) for k, v in metrics.items() if v}
     for n, codes in stage_codes.items():  # entropy of stage n's own codes: 0 bits means collapse
         flat = torch.cat(codes)
-        out[f"valid/code_bits_stage{n}"] = code_usage(flat, int(flat.max()) + 1)["entropy_bits"]
+        out[f"valid/code_bits_stage{n}"] = code_usage(flat, generator.config.codebook_size)["entropy_bits"]
     return out, recon
 
 

@@ -241,26 +241,10 @@ def _export_model(state: TrainState, ema: EMA | None) -> Codec:
 
 
 def export_generator(state: TrainState, ema: EMA | None, out_dir: Path) -> None:
-    """Write the inference release of the current generator to `out_dir` (swapped in whole).
+    """Write the inference release of the current generator to `out_dir` (see `replace_release`)."""
+    from fsq_audio.checkpoint import replace_release
 
-    Files of the old release that the export does not write (the model card README.md, samples)
-    are carried over, so exporting at each milestone never deletes them.
-    """
-    import shutil
-
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    _export_model(state, ema).save_pretrained(str(tmp))
-    if out_dir.is_dir():
-        for item in out_dir.iterdir():
-            if not (tmp / item.name).exists():
-                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
-    old = out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_release(_export_model(state, ema), out_dir)
 
 
 def _append_jsonl(path: Path, row: dict) -> None:

@@ -124,3 +124,24 @@ def test_cli_entropy_lm_finds_installed_lm(tmp_path, monkeypatch, capsys, codec_
     assert main(["compress", str(speech_clip), "-m", str(codec_dir), "--lm", "my-lm",  # by name
                  "-o", str(tmp_path / "z.fsqa"), "-q"]) == 0
     assert bitstream.read_header(tmp_path / "z.fsqa").entropy == "lm"
+
+
+def test_cli_decompress_finds_the_streams_own_lm(tmp_path, monkeypatch, codec_dir, tiny_codec, tiny_lm_dir,
+                                                 speech_clip):
+    """With two installed LMs for one codec, decompress picks the one the stream names, whatever
+    the file is called."""
+    import shutil
+
+    from fsq_audio.cli import main
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_lm_dir, models / "a-lm")
+    save_tiny_lm(models / "b-lm", tiny_codec.model_id, seed=1)
+    monkeypatch.setenv("FSQ_AUDIO_MODELS", str(models))
+    out = tmp_path / "stream.bin"
+    assert main(["compress", str(speech_clip), "-m", str(codec_dir), "--lm", "b-lm", "-o", str(out), "-q"]) == 0
+    assert main(["decompress", str(out), "-m", str(codec_dir), "-o", str(tmp_path / "x.wav"), "-q"]) == 0
+    header, idx = read_indices(out, tiny_codec, LMEntropyCoder.from_pretrained(models / "b-lm", tiny_codec))
+    fixed = tmp_path / "fixed.fsqa"
+    compress_file(speech_clip, fixed, tiny_codec, header.stages)
+    assert np.array_equal(read_indices(fixed, tiny_codec)[1], idx)

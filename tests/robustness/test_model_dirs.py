@@ -200,3 +200,16 @@ def test_garbage_safetensors_is_a_model_error(tmp_path: Path, tiny_model_dir: Pa
             assert "model.safetensors" in str(exc)
             refused += 1
     assert refused >= 70
+
+
+def test_format_version_1_is_refused_with_the_reason(tmp_path):
+    import json
+
+    from fsq_audio.checkpoint import read_config
+    from fsq_audio.config import CodecConfig, to_dict
+    from fsq_audio.errors import ModelError
+
+    (tmp_path / "config.json").write_text(json.dumps({"format_version": 1, "package_version": "0.1.0",
+                                                      "kind": "codec", "config": to_dict(CodecConfig.tiny())}))
+    with pytest.raises(ModelError, match="format_version 1 .*residual stages"):
+        read_config(tmp_path)
