@@ -42,7 +42,7 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4))
         for k in (k for k in keys if k.startswith("valid/mel")):
             ax.plot([r["step"] for r in valid], [r[k] for r in valid], marker="o", label=k)
         if train:
@@ -53,6 +53,13 @@ def main() -> None:
         ax.set_title(f"{args.run_dir.name}: mel distance on dev clips")
         ax.grid(alpha=0.3)
         ax.legend()
+        for k in (k for k in keys if k.startswith(("valid/stoi", "valid/pesq"))):
+            ax2.plot([r["step"] for r in valid], [r.get(k, float("nan")) for r in valid], marker="o", label=k)
+        ax2.set_xlabel("step")
+        ax2.set_title("STOI and PESQ-WB on dev clips")
+        ax2.grid(alpha=0.3)
+        ax2.legend()
+        fig.tight_layout()
         args.output.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
         fig.savefig(args.output, dpi=110)
