@@ -219,8 +219,8 @@ class Codec(nn.Module):
         save_pretrained(self, directory)
 
     @classmethod
-    def from_pretrained(cls, name_or_dir: str, device: str | torch.device = "cpu") -> "Codec":
-        """Load a release directory (or a shipped model name) with strict key checks."""
+    def from_pretrained(cls, name_or_dir: str | None, device: str | torch.device = "cpu") -> "Codec":
+        """Load a release directory or a model name (None: the default shipped model), strictly."""
         from fsq_audio.checkpoint import load_pretrained
 
         return load_pretrained(name_or_dir, device=device)
