@@ -150,3 +150,32 @@ def test_sigterm_saves_checkpoint(tmp_path, speech_dir):
     assert proc.returncode == 0, out[-2000:]
     assert "checkpoint saved" in out
     assert checkpoints.latest_checkpoint(run) is not None
+
+
+def test_logs_carry_quantizer_penalties_and_code_entropy(tmp_path, speech_dir):
+    import json
+
+    cfg = tiny_config(tmp_path / "run", speech_dir, max_steps=2, save_every=0, valid_every=2, log_every=1,
+                      adversarial_start=1000)
+    train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
+    assert {"quant/usage", "quant/saturation", "code/distinct_s1"} <= set(rows[-1])
+    assert 0.0 <= rows[-1]["quant/usage"] <= 1.0 and rows[-1]["quant/saturation"] >= 0.0
+    valid = json.loads((tmp_path / "run" / "valid.jsonl").read_text().splitlines()[-1])
+    stages = cfg.model.num_stages
+    for n in (1, stages):
+        assert 0.0 <= valid[f"valid/code_bits_stage{n}"] <= 16.0
+
+
+def test_quantizer_penalties_reach_the_input_projections(speech_dir):
+    """The penalties are differentiable down to the projections they must steer."""
+    from fsq_audio.models.codec import Codec
+
+    cfg = tiny_config(Path("unused"), speech_dir)
+    torch.manual_seed(0)
+    codec = Codec(cfg.model).train()
+    wav = torch.randn(2, 1, 4 * cfg.model.hop_length)
+    _, _, aux = codec(wav, return_aux=True)
+    (aux["quant/usage"] + aux["quant/saturation"]).backward()
+    grad = codec.quantizer.project_in[0].weight.grad
+    assert grad is not None and float(grad.abs().sum()) > 0
