@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save
 from fsq_audio import __version__
 from fsq_audio.config import CodecConfig, from_dict, to_dict
 from fsq_audio.errors import ConfigError, ModelError
-from fsq_audio.fileio import atomic_write_bytes, atomic_write_text
+from fsq_audio.fileio import atomic_write_bytes, atomic_write_text, replace_dir, write_checksums
 
 # 2: residual FSQ without the fixed (L-1)^-k stage input scaling of 1 (same keys, other meaning)
 FORMAT_VERSION = 2
@@ -74,7 +74,8 @@ def _config_json(config: CodecConfig) -> dict:
             "config": to_dict(config)}
 
 
-def _identity(config: CodecConfig, weights: bytes) -> str:
+def release_identity(config, weights: bytes) -> str:
+    """'<config.name>-<sha256(config, weights)[:12]>': the identity of a codec or LM release."""
     h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode())
     h.update(weights)
     return f"{config.name}-{h.hexdigest()[:12]}"
@@ -86,7 +87,7 @@ def _weights_bytes(model: torch.nn.Module) -> bytes:
 
 def compute_model_id(model: torch.nn.Module) -> str:
     """'<name>-<sha256(config, weights)[:12]>' of an in-memory model (what save would record)."""
-    return _identity(model.config, _weights_bytes(model))
+    return release_identity(model.config, _weights_bytes(model))
 
 
 def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
@@ -95,9 +96,7 @@ def save_pretrained(model: torch.nn.Module, directory: str | os.PathLike) -> Pat
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(directory / "model.safetensors", _weights_bytes(model))
     atomic_write_text(directory / "config.json", json.dumps(_config_json(model.config), indent=2) + "\n")
-    sums = "".join(f"{hashlib.sha256((directory / f).read_bytes()).hexdigest()}  {f}\n"
-                   for f in ("config.json", "model.safetensors"))
-    atomic_write_text(directory / "SHA256SUMS", sums)
+    write_checksums(directory, ("config.json", "model.safetensors"))
     return directory
 
 
@@ -105,28 +104,9 @@ RELEASE_FILES = ("config.json", "model.safetensors", "SHA256SUMS")
 
 
 def replace_release(model: torch.nn.Module, directory: str | os.PathLike) -> Path:
-    """Write `model`'s release into `directory`, replacing an older one in one rename.
-
-    The new release is written next to it first; files of the old release that are not part of
-    a release (the model card README.md, samples) are carried over, so re-exporting a model at
-    each training milestone never deletes its card.
-    """
-    import shutil
-
-    out = Path(directory)
-    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_pretrained(model, tmp)
-    if out.is_dir():
-        for item in out.iterdir():
-            if item.name not in RELEASE_FILES:
-                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+    """Write `model`'s release into `directory`, replacing an older one in one rename; files that
+    are not part of a release (the model card README.md, samples) are kept (`replace_dir`)."""
+    return replace_dir(directory, lambda tmp: save_pretrained(model, tmp), RELEASE_FILES)
 
 
 def read_config(directory: str | os.PathLike) -> CodecConfig:
@@ -207,5 +187,5 @@ def load_pretrained(name_or_dir: str | os.PathLike | None, device: str | torch.d
         raise ModelError(f"{weights_path}: NaN/Inf weights in {', '.join(broken[:3])}{more}")
     model = Codec(config).prepare_for_inference()
     model.load_state_dict(state, strict=True)
-    model._model_id = _identity(config, raw)
+    model._model_id = release_identity(config, raw)
     return model.to(device)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -49,3 +51,33 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 `text` to `path` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_checksums(directory: str | os.PathLike, names: tuple[str, ...]) -> None:
+    """Write `directory`/SHA256SUMS for the files `names` (sha256sum's format)."""
+    directory = Path(directory)
+    sums = "".join(f"{hashlib.sha256((directory / f).read_bytes()).hexdigest()}  {f}\n" for f in names)
+    atomic_write_text(directory / "SHA256SUMS", sums)
+
+
+def replace_dir(directory: str | os.PathLike, write: Callable[[Path], object],
+                own_files: tuple[str, ...]) -> Path:
+    """Replace `directory` with what `write(tmp)` puts into a fresh folder beside it, in one rename.
+
+    A reader never sees half of it. Files of the old directory not named in `own_files` (a model
+    card README.md, samples) are carried over, so re-exporting a release never deletes them.
+    """
+    out = Path(directory)
+    tmp, old = out.with_name(out.name + ".tmp"), out.with_name(out.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    if out.is_dir():
+        for item in out.iterdir():
+            if item.name not in own_files:
+                (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out

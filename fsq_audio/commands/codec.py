@@ -85,12 +85,17 @@ def _batch(pairs: list[tuple[Path, Path]], job, quiet: bool, verb: str) -> int:
             if len(pairs) == 1:
                 raise FsqAudioError(msg) from None
             tqdm.write(f"fsq-audio: error: {msg}", file=sys.stderr)
-    if failed:
-        print(f"fsq-audio: {len(failed)} of {len(pairs)} files failed:", file=sys.stderr)
-        for msg in failed:
-            print(f"  {msg}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failed, len(pairs), "files")
+
+
+def report_failures(failed: list[str], total: int, what: str) -> int:
+    """Print the one-line reasons of a batch job's failures; the exit status (1 if any failed)."""
+    if not failed:
+        return 0
+    print(f"fsq-audio: {len(failed)} of {total} {what} failed:", file=sys.stderr)
+    for msg in failed:
+        print(f"  {msg}", file=sys.stderr)
+    return 1
 
 
 def _os_error(exc: OSError) -> str:

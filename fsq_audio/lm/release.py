@@ -13,7 +13,6 @@ The LM's identity (`lm_id`, written into entropy-coded .fsqa headers) is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -23,9 +22,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save
 
 from fsq_audio import __version__
+from fsq_audio.checkpoint import find_release, model_search_path, release_identity
 from fsq_audio.config import from_dict, to_dict
 from fsq_audio.errors import ConfigError, ModelError
-from fsq_audio.fileio import atomic_write_bytes, atomic_write_text
+from fsq_audio.fileio import atomic_write_bytes, atomic_write_text, write_checksums
 from fsq_audio.lm.config import LMConfig
 from fsq_audio.lm.model import TokenLM
 
@@ -33,9 +33,8 @@ FORMAT_VERSION = 1
 
 
 def lm_identity(config: LMConfig, weights: bytes) -> str:
-    h = hashlib.sha256(json.dumps(to_dict(config), sort_keys=True).encode())
-    h.update(weights)
-    return f"{config.name}-{h.hexdigest()[:12]}"
+    """The LM's identity, computed like a codec's model_id (`release_identity`)."""
+    return release_identity(config, weights)
 
 
 def _weights_bytes(lm: TokenLM) -> bytes:
@@ -52,9 +51,7 @@ def save_lm(lm: TokenLM, directory: str | os.PathLike) -> str:
             "codec_model_id": lm.config.codec_id, "config": to_dict(lm.config)}
     atomic_write_bytes(directory / "model.safetensors", weights)
     atomic_write_text(directory / "config.json", json.dumps(meta, indent=2) + "\n")
-    sums = "".join(f"{hashlib.sha256((directory / f).read_bytes()).hexdigest()}  {f}\n"
-                   for f in ("config.json", "model.safetensors"))
-    atomic_write_text(directory / "SHA256SUMS", sums)
+    write_checksums(directory, ("config.json", "model.safetensors"))
     return lm_identity(lm.config, weights)
 
 
@@ -110,8 +107,6 @@ def check_codec(config: LMConfig, codec_id: str, what: str = "LM") -> None:
 
 def resolve_lm(name_or_dir: str | os.PathLike) -> Path:
     """An LM release directory from a path or a name in the model search path."""
-    from fsq_audio.checkpoint import find_release, model_search_path
-
     found = find_release(str(name_or_dir))
     if found is None:
         where = ", ".join(map(str, model_search_path()))
@@ -122,23 +117,20 @@ def resolve_lm(name_or_dir: str | os.PathLike) -> Path:
 def find_lm(codec_id: str, lm_id: str | None = None) -> Path | None:
     """The first installed LM (model search path, sorted by name) trained on codec `codec_id`;
     with `lm_id`, only the LM with exactly that identity (name and weights)."""
-    from fsq_audio.checkpoint import model_search_path
-
     for root in model_search_path():
-        for config in sorted(root.glob("*/config.json")) if root.is_dir() else []:
+        for config_path in sorted(root.glob("*/config.json")) if root.is_dir() else []:
             try:
-                meta = json.loads(config.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                config = read_lm_config(config_path.parent)  # codec releases and junk raise ModelError
+            except ModelError:
                 continue
-            if not (isinstance(meta, dict) and meta.get("kind") == "lm" and meta.get("codec_model_id") == codec_id):
+            if config.codec_id != codec_id:
                 continue
             if lm_id is None:
-                return config.parent
+                return config_path.parent
             try:
-                lm_config = read_lm_config(config.parent)
-                if lm_id.startswith(lm_config.name + "-") and lm_identity(
-                        lm_config, (config.parent / "model.safetensors").read_bytes()) == lm_id:
-                    return config.parent
-            except (ModelError, OSError):
+                if lm_id.startswith(config.name + "-") and lm_identity(
+                        config, (config_path.parent / "model.safetensors").read_bytes()) == lm_id:
+                    return config_path.parent
+            except OSError:
                 continue
     return None

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -27,9 +26,8 @@ from fsq_audio.lm.config import LMConfig, LMTrainConfig
 from fsq_audio.lm.data import read_meta, split_padding, train_dataset, valid_dataset
 from fsq_audio.lm.model import TokenLM
 from fsq_audio.train import checkpoints
-from fsq_audio.train.config_io import save_resolved
 from fsq_audio.train.schedule import lr_lambda
-from fsq_audio.train.trainer import _append_jsonl, _StopFlag, mixed_precision
+from fsq_audio.train.trainer import _append_jsonl, _StopFlag, start_run
 
 LN2 = math.log(2)
 
@@ -127,13 +125,7 @@ def train_lm(config: LMTrainConfig, resume: bool = False) -> Path:
                            batch_size=config.batch_size)
     if last is not None and to_dict(load_run_config(run_dir).model) != to_dict(config.model):
         raise ConfigError(f"{run_dir}: model config differs from the run's config.json; use a new run_dir")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    acc = Accelerator(mixed_precision=mixed_precision(config), gradient_accumulation_steps=config.grad_accum,
-                      step_scheduler_with_optimizer=False)
-    set_seed(config.seed)
-    if acc.is_main_process:
-        save_resolved(config, run_dir)
+    acc = start_run(config, run_dir)
     lm = TokenLM(config.model)
     opt = build_optimizer(lm, config)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(config))
@@ -237,20 +229,13 @@ def export_dir(config: LMTrainConfig) -> Path:
 
 
 def export_model(lm: TokenLM, out_dir: Path) -> Path:
-    """Write the release of `lm` to `out_dir`, swapped in whole (a reader never sees half of it)."""
-    import shutil
-
+    """Write the release of `lm` to `out_dir`, swapped in whole (a reader never sees half of it);
+    a model card or other files beside the release are kept."""
+    from fsq_audio.checkpoint import RELEASE_FILES
+    from fsq_audio.fileio import replace_dir
     from fsq_audio.lm.release import save_lm
 
-    tmp, old = out_dir.with_name(out_dir.name + ".tmp"), out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_lm(lm, tmp)
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    return out_dir
+    return replace_dir(out_dir, lambda tmp: save_lm(lm, tmp), RELEASE_FILES)
 
 
 def export_run(run_dir: str, output: str, checkpoint: str | None = None, force: bool = False) -> Path:

@@ -151,9 +151,6 @@ def _detokenize_dir(src: Path, out: Path, codec, meta: dict, args: argparse.Name
     with tqdm(total=int(meta["num_utterances"]), unit="utt", desc="detokenize", file=sys.stderr,
               disable=args.quiet or not sys.stderr.isatty()) as bar:
         failed = decode.detokenize_dir(src, out, codec, args.force, on_done=lambda _: bar.update(1))
-    if failed:
-        print(f"fsq-audio: {len(failed)} of {meta['num_utterances']} utterances failed:", file=sys.stderr)
-        for msg in failed:
-            print(f"  {msg}", file=sys.stderr)
-        return 1
-    return 0
+    from fsq_audio.commands.codec import report_failures
+
+    return report_failures(failed, int(meta["num_utterances"]), "utterances")

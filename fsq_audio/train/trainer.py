@@ -55,6 +55,21 @@ def mixed_precision(config: TrainConfig) -> str:
     return config.mixed_precision
 
 
+def start_run(config, run_dir: Path) -> Accelerator:
+    """Threads, the Accelerator, the seed, and the resolved config saved in `run_dir` (main process).
+
+    Shared by the codec and LM trainers; `config` is a TrainConfig or an LMTrainConfig.
+    """
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    acc = Accelerator(mixed_precision=mixed_precision(config), gradient_accumulation_steps=config.grad_accum,
+                      step_scheduler_with_optimizer=False)
+    set_seed(config.seed)
+    if acc.is_main_process:
+        save_resolved(config, run_dir)
+    return acc
+
+
 def check_resume_config(config: TrainConfig, run_dir: Path) -> TrainConfig:
     """On resume, the stored model config wins; a different one is an error (like nanoGPT)."""
     stored = load_resolved(run_dir)
@@ -87,13 +102,7 @@ def train(config: TrainConfig, resume: bool = False, init_from: str | None = Non
         raise ConfigError(f"{run_dir} already holds checkpoints; pass --resume or choose another run_dir")
     if last is not None:
         check_resume_config(config, run_dir)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    acc = Accelerator(mixed_precision=mixed_precision(config), gradient_accumulation_steps=config.grad_accum,
-                      step_scheduler_with_optimizer=False)
-    set_seed(config.seed)
-    if acc.is_main_process:
-        save_resolved(config, run_dir)
+    acc = start_run(config, run_dir)
     gen, disc = Codec(config.model), Discriminator(config.loss)
     if init_from and last is None:
         _init_generator(gen, init_from)
